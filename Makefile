@@ -1,0 +1,54 @@
+# glad_nb: two commands from a fresh clone -- `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PLOTLY_RENDERER ?= plotly_mimetype
+
+.PHONY: install demo test lab readme bench clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# (re)install when pyproject.toml changes; torch/torchvision resolve from the machine's wheels
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/glad-nb demo $(DEMO_ARGS)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab nbs/
+
+readme: $(STAMP)
+	$(BIN)/python tools/readme.py --write
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/metrics.py
+	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/inference.py
+
+test: $(STAMP)
+	@set -e; step() { echo "== make test: $$1"; }; fail() { echo "!! make test FAILED at: $$1"; exit 1; }; \
+	sums() { find $$1 -type f \( -name '*.ipynb' -o -name '*.py' \) -not -path '*/.ipynb_checkpoints/*' -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 md5sum; }; \
+	step "nbdev-clean changes nothing"; before=$$(sums nbs); $(BIN)/nbdev-clean || fail "nbdev-clean (error)"; \
+	  [ "$$before" == "$$(sums nbs)" ] || { echo "notebooks were not clean; nbdev-clean changed:"; diff <(echo "$$before") <(sums nbs) || true; fail "nbdev-clean changed notebooks (run nbdev-clean and commit)"; }; \
+	step "nbdev-export leaves glad_nb/ unchanged"; before=$$(sums glad_nb); $(BIN)/nbdev-export || fail "nbdev-export (error)"; \
+	  [ "$$before" == "$$(sums glad_nb)" ] || { diff <(echo "$$before") <(sums glad_nb) || true; fail "nbdev-export changed glad_nb/ (export and commit)"; }; \
+	step "README.md agrees with nbs/index.ipynb"; $(BIN)/python tools/readme.py --check || fail "README.md is out of date (make readme)"; \
+	step "pyflakes glad_nb/ tests/ benchmarks/"; $(BIN)/pyflakes glad_nb tests benchmarks || fail "pyflakes"; \
+	step "every glad_nb module imports in a fresh process"; \
+	  for f in glad_nb/*.py; do m=$$(basename $$f .py); [ "$$m" == "__init__" ] && m="" ; \
+	    $(BIN)/python -c "import importlib; importlib.import_module('glad_nb' + ('.$$m' if '$$m' else ''))" || fail "import glad_nb.$$m"; done; \
+	step "nbdev-test --n-workers 2"; IN_TEST=1 $(BIN)/nbdev-test --n-workers 2 --timing || fail "nbdev-test"; \
+	step "pytest tests/"; rc=0; $(BIN)/python -m pytest -q tests/ || rc=$$?; \
+	  [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || fail "pytest tests/ (exit $$rc)"; \
+	echo "== make test: all steps passed"
+
+clean-venv:
+	rm -rf $(VENV)
