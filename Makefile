@@ -45,8 +45,8 @@ test: $(STAMP)
 	step "every glad_nb module imports in a fresh process"; \
 	  for f in glad_nb/*.py; do m=$$(basename $$f .py); [ "$$m" == "__init__" ] && m="" ; \
 	    $(BIN)/python -c "import importlib; importlib.import_module('glad_nb' + ('.$$m' if '$$m' else ''))" || fail "import glad_nb.$$m"; done; \
-	step "nbdev-test --n-workers 2"; IN_TEST=1 $(BIN)/nbdev-test --n-workers 2 --timing || fail "nbdev-test"; \
-	step "pytest tests/"; rc=0; $(BIN)/python -m pytest -q tests/ || rc=$$?; \
+	step "nbdev-test --n-workers 2"; IN_TEST=1 OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2 --timing || fail "nbdev-test"; \
+	step "pytest tests/"; rc=0; OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q tests/ || rc=$$?; \
 	  [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || fail "pytest tests/ (exit $$rc)"; \
 	echo "== make test: all steps passed"
 
