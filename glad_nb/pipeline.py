@@ -23,9 +23,9 @@ from .metrics import evaluate_category
 from .train import train_backbone
 
 # %% auto #0
-__all__ = ['DEMO_PRESET', 'DEMO_TRAIN', 'DEMO_QUICK', 'sample_noise', 'ScoreCache', 'score_cache', 'state_hash', 'versions',
-           'GLAD', 'EvalResult', 'save_extractor', 'load_extractor', 'demo_glad', 'calibrate_tau', 'write_result',
-           'read_result', 'report_figures', 'write_report']
+__all__ = ['DEMO_PRESET', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_QUICK', 'sample_noise', 'ScoreCache', 'score_cache', 'state_hash',
+           'versions', 'GLAD', 'EvalResult', 'save_extractor', 'load_extractor', 'demo_glad', 'calibrate_tau',
+           'write_result', 'read_result', 'report_figures', 'write_report']
 
 # %% ../nbs/11_pipeline.ipynb #c005
 def sample_noise(shape:tuple,      # (C, h, w) of one sample's latent
@@ -315,11 +315,12 @@ def _load(cls, path, device=None)->GLAD:
 GLAD.save, GLAD.load = _save, classmethod(_load)
 
 # %% ../nbs/11_pipeline.ipynb #c020
-DEMO_PRESET = dict(T0=400, K=10, t_min=150, tau=0.35, guidance=1.0, ads_topk=10, ads_layer=3, layers=(1, 2, 3),
+DEMO_PRESET = dict(T0=200, K=10, t_min=80, tau=0.05, guidance=1.0, ads_topk=10, ads_layer=3, layers=(1, 2, 3),
                    sigma=2.0, score_topk=40, image_size=64, feature_size=64, saff='sigmoid')
-DEMO_TRAIN = dict(lr=1e-3, batch_size=16, steps=1200, ckpt_every=300, image_size=64, gradient_checkpointing=False,
+DEMO_MODEL = dict(image_size=64, channels=(16, 32, 64), attention=False)  # ~0.64 M parameters
+DEMO_TRAIN = dict(lr=1e-3, batch_size=16, steps=600, ckpt_every=200, image_size=64, gradient_checkpointing=False,
                   use_8bit_adam=False, weight_decay=0.0)
-DEMO_QUICK = dict(steps=150, ckpt_every=150)
+DEMO_QUICK = dict(steps=40, ckpt_every=40)
 
 def demo_glad(category:str,        # a demo category (brick, grass, gravel, coffee)
               quick:bool=False,    # a one-minute smoke version (fewer training steps)
@@ -331,7 +332,7 @@ def demo_glad(category:str,        # a demo category (brick, grass, gravel, coff
     cfg = GLADConfig(dataset='demo', category=category, preset='demo', tuned_on_test=False, seed=seed,
                      synth_foreground=synth_foreground(category), **DEMO_PRESET)
     tcfg = TrainConfig(**{**DEMO_TRAIN, **(DEMO_QUICK if quick else {})}, seed=seed, synth_foreground=cfg.synth_foreground)
-    bb = PixelBackbone(image_size=cfg.image_size, seed=seed)
+    bb = PixelBackbone(**DEMO_MODEL, seed=seed)
     return GLAD(bb, demo_extractor(), cfg, device=device), tcfg
 
 # %% ../nbs/11_pipeline.ipynb #c022

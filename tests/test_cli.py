@@ -1,0 +1,76 @@
+"The `glad-nb` command line end to end on a quick two-category demo, and its refusals."
+import json, os, subprocess, sys
+from pathlib import Path
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def glad_nb(*args, env_extra=None, cwd=None):
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', **(env_extra or {})}
+    return subprocess.run([sys.executable, '-m', 'glad_nb.cli', *args], capture_output=True, text=True, cwd=cwd or ROOT, env=env, timeout=900)
+
+@pytest.fixture(scope='module')
+def quick_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp('cli')
+    env = {'GLAD_NB_DEMO': str(d/'demo')}
+    r = glad_nb('demo', '--quick', '--category', 'brick', 'coffee', '--out', str(d/'run'), '--no-progress', env_extra=env)
+    return d, env, r
+
+def test_quick_demo_writes_a_complete_run(quick_run):
+    d, env, r = quick_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = d/'run'
+    table = pd.read_csv(run/'metrics.csv', index_col=0)
+    assert list(table.index) == ['brick', 'coffee', 'mean']
+    for col in ('image_auroc', 'pixel_auroc', 'aupro'):
+        assert table[col].between(0, 1).all(), table
+    assert 'image_auroc' in r.stdout and 'mean' in r.stdout          # the table is printed
+    for cat in ('brick', 'coffee'):
+        per = pd.read_csv(run/cat/'per_image.csv')
+        assert {'path', 'defect', 'label', 'score', 'step'} <= set(per.columns) and len(per) > 0
+        proto = json.loads((run/cat/'protocol.json').read_text())
+        assert proto['tuned_on_test'] is False and proto['preset'] == 'demo' and proto['grid']
+        assert (run/cat/'model'/'config.json').exists()
+    html = (run/'report.html').read_text()
+    assert 'Image ROC' in html and 'PRO curve' in html and 'chosen step' in html
+
+def test_rerun_resumes_and_different_run_is_refused(quick_run):
+    d, env, _ = quick_run
+    again = glad_nb('demo', '--quick', '--category', 'brick', 'coffee', '--out', str(d/'run'), '--no-progress', env_extra=env)
+    assert again.returncode == 0 and 'already evaluated' in again.stdout
+    other = glad_nb('demo', '--quick', '--category', 'brick', '--out', str(d/'run'), env_extra=env)
+    assert other.returncode == 4 and '--overwrite' in other.stderr
+
+def test_predict_scores_a_folder(quick_run, tmp_path):
+    d, env, _ = quick_run
+    imgs = d/'demo'/'brick'/'test'/'crack'
+    r = glad_nb('predict', '--model', str(d/'run'/'brick'/'model'), '--images', str(imgs), '--out', str(tmp_path/'p'))
+    assert r.returncode == 0, r.stderr[-3000:]
+    scores = pd.read_csv(tmp_path/'p'/'scores.csv')
+    assert len(scores) == len(list(imgs.glob('*.png'))) and len(list((tmp_path/'p'/'overlays').glob('*.png'))) == len(scores)
+
+@pytest.mark.parametrize('args,code,msg', [
+    (['demo', '--category', 'bricks'], 2, "unknown demo category ['bricks']"),
+    (['train', '--dataset', 'mvtec', '--root', '/nonexistent/mvtec'], 2, '/nonexistent/mvtec does not exist'),
+    (['train', '--dataset', 'mvtec'], 2, '--root is required'),
+    (['bench', '--dataset', 'kolektor'], 2, "invalid choice: 'kolektor'"),
+])
+def test_bad_arguments(tmp_path, args, code, msg):
+    r = glad_nb(*args, '--out', str(tmp_path/'o'))
+    assert r.returncode == code and msg in r.stderr, (r.returncode, r.stderr)
+
+def test_missing_weights_and_unknown_category(tmp_path):
+    root = tmp_path/'mvtec'; (root/'carpet'/'train'/'good').mkdir(parents=True)
+    r = glad_nb('train', '--dataset', 'mvtec', '--root', str(root), '--category', 'carpet', '--out', str(tmp_path/'o'))
+    assert r.returncode == 3 and '--weights is required' in r.stderr, r.stderr
+    r = glad_nb('train', '--dataset', 'mvtec', '--root', str(root), '--category', 'wood', '--out', str(tmp_path/'o2'))
+    assert r.returncode == 2 and "unknown mvtec category ['wood']" in r.stderr and 'carpet' in r.stderr, r.stderr
+    sd = tmp_path/'sd'; sd.mkdir()
+    r = glad_nb('train', '--dataset', 'mvtec', '--root', str(root), '--category', 'carpet', '--weights', str(sd), '--out', str(tmp_path/'o3'))
+    assert r.returncode == 3 and 'unet' in r.stderr, r.stderr
+
+def test_output_folder_with_foreign_files_is_refused(tmp_path):
+    out = tmp_path/'mine'; out.mkdir(); (out/'notes.txt').write_text('keep me')
+    r = glad_nb('demo', '--quick', '--category', 'brick', '--out', str(out), env_extra={'GLAD_NB_DEMO': str(tmp_path/'demo')})
+    assert r.returncode == 4 and 'holds no glad_nb run' in r.stderr and (out/'notes.txt').exists()
