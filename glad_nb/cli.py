@@ -190,8 +190,10 @@ def cmd_train(args)->int:
         tr = get_dataset(args.dataset, args.root, cat, 'train', image_size=cfg.image_size)
         _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images")
         glad.fit(tr, tcfg, out/cat/'train', progress=not args.no_progress)
-        glad.backbone.save(out/cat/'model'/'backbone')
-        (out/cat/'model'/'config.json').write_text(json.dumps(cfg.to_dict(), indent=2))
+        from accelerate import PartialState
+        if PartialState().is_main_process:   # under `accelerate launch` only one process writes the model
+            glad.backbone.save(out/cat/'model'/'backbone')
+            (out/cat/'model'/'config.json').write_text(json.dumps(cfg.to_dict(), indent=2))
     return 0
 
 def cmd_test(args)->int:
