@@ -315,7 +315,7 @@ def _load(cls, path, device=None)->GLAD:
 GLAD.save, GLAD.load = _save, classmethod(_load)
 
 # %% ../nbs/11_pipeline.ipynb #c020
-DEMO_PRESET = dict(T0=200, K=10, t_min=80, tau=0.05, guidance=1.0, ads_topk=10, ads_layer=3, layers=(1, 2, 3),
+DEMO_PRESET = dict(T0=150, K=10, t_min=60, tau=0.05, guidance=1.0, ads_topk=10, ads_layer=3, layers=(1, 2, 3),
                    sigma=2.0, score_topk=40, image_size=64, feature_size=64, saff='sigmoid')
 DEMO_MODEL = dict(image_size=64, channels=(16, 32, 64), attention=False)  # ~0.64 M parameters
 DEMO_TRAIN = dict(lr=1e-3, batch_size=16, steps=600, ckpt_every=200, image_size=64, gradient_checkpointing=False,
