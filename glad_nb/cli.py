@@ -218,31 +218,24 @@ def cmd_test(args)->int:
 # %% ../nbs/13_cli.ipynb #c018
 def cmd_predict(args)->int:
     "Score a folder of unlabelled images: scores.csv and overlay PNGs."
-    from glad_nb.pipeline import GLAD, score_cache, ScoreCache, _u8
+    from glad_nb.pipeline import GLAD, score_cache, _f
     from glad_nb.data import list_images
     from glad_nb.core import read_image, write_image
-    import pandas as pd, torch.nn.functional as F
+    import pandas as pd
     model = _check_path('--model', args.model, 'a trained model folder (<run>/<category>/model)', 3)
     imgs = _check_path('--images', args.images, 'a folder of images', 2)
     files = list_images(imgs)
     if not files: raise CLIError(f"--images {imgs} holds no images (expected .png/.jpg/.bmp/.tif files)")
     out = prepare_run_dir(args.out, dict(command='predict', weights=str(model), root=str(imgs), seed=args.seed), args.overwrite, args.resume)
     glad = GLAD.load(model, device=None if args.device == 'auto' else args.device)
-    S, bs, rows = glad.cfg.feature_size, args.batch_size or 8, []
+    bs, rows = args.batch_size or 8, []
     for i in range(0, len(files), bs):
         fs = files[i:i+bs]
         x = torch.stack([read_image(f, glad.cfg.image_size) * 2 - 1 for f in fs])
-        r = glad.reconstruct(x, indices=range(i, i + len(fs)))
-        fwd, rev = glad.layer_distances(x, r.recon.float())
-        xs = F.interpolate(x, size=(S, S), mode='bilinear', antialias=True) if x.shape[-1] != S else x
-        rs = F.interpolate(r.recon.float().cpu(), size=(S, S), mode='bilinear', antialias=True) if r.recon.shape[-1] != S else r.recon.float().cpu()
-        n = len(fs)
-        cache = ScoreCache(images=_u8(xs), recons=_u8(rs), masks=torch.zeros(n, S, S, dtype=torch.uint8), labels=torch.zeros(n, dtype=torch.long),
-                           layers=tuple(glad.extractor.layers), fwd=fwd, rev=rev, steps=r.step.cpu(),
-                           ads_scores=r.scores.float().cpu(), fusion=r.mask.float().cpu().reshape(n, *r.mask.shape[-2:]))
+        cache = glad.cache_batch(x, range(i, i + len(fs)), paths=fs)
         maps, scores = score_cache(cache, glad.cfg)
-        for f, m, s, st, xi in zip(fs, maps, scores, r.step.tolist(), xs):
-            heat = (m / (maps.max() + 1e-12)).clamp(0, 1)
+        for f, m, s, st, xi in zip(fs, maps, scores, cache.steps.tolist(), _f(cache.images)):
+            heat = (m / (m.max() + 1e-12)).clamp(0, 1)   # per image: the CSV has the comparable scores
             over = (xi + 1) / 2 * 0.6 + torch.stack([heat, heat * 0.2, 1 - heat]) * 0.4
             write_image(out/'overlays'/f"{Path(f).stem}.png", over)
             rows.append(dict(path=str(f), score=float(s), step=int(st)))

@@ -23,9 +23,9 @@ from .metrics import evaluate_category
 from .train import train_backbone
 
 # %% auto #0
-__all__ = ['DEMO_PRESET', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_QUICK', 'sample_noise', 'ScoreCache', 'score_cache', 'state_hash',
-           'versions', 'GLAD', 'EvalResult', 'save_extractor', 'load_extractor', 'demo_glad', 'calibrate_tau',
-           'write_result', 'read_result', 'report_figures', 'write_report']
+__all__ = ['DEMO_PRESET', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_QUICK', 'sample_noise', 'ScoreCache', 'concat_caches', 'score_cache',
+           'state_hash', 'versions', 'GLAD', 'EvalResult', 'save_extractor', 'load_extractor', 'demo_glad',
+           'calibrate_tau', 'write_result', 'read_result', 'report_figures', 'write_report']
 
 # %% ../nbs/11_pipeline.ipynb #c005
 def sample_noise(shape:tuple,      # (C, h, w) of one sample's latent
@@ -87,7 +87,16 @@ def _atomic_json(path, obj):
     tmp.write_text(json.dumps(obj, indent=2, default=str)); os.replace(tmp, path)
     return path
 
-# %% ../nbs/11_pipeline.ipynb #c010
+# %% ../nbs/11_pipeline.ipynb #c009
+def concat_caches(parts:list)->ScoreCache:
+    "One `ScoreCache` from several (e.g. one per batch)."
+    if not parts: raise ValueError("no caches to concatenate")
+    t = {k:torch.cat([getattr(p, k) for p in parts]) for k in ('images','recons','masks','labels','steps','ads_scores','fusion')}
+    for d in ('fwd', 'rev'): t[d] = [torch.cat(layer) for layer in zip(*[getattr(p, d) for p in parts])]
+    return ScoreCache(**t, layers=parts[0].layers, paths=sum((p.paths for p in parts), []),
+                      defects=sum((p.defects for p in parts), []), grid=parts[-1].grid)
+
+# %% ../nbs/11_pipeline.ipynb #c011
 def _layer_index(cache_layers, layers):
     missing = [l for l in layers if l not in cache_layers]
     if missing: raise ValueError(f"layers={tuple(layers)}: {missing} were not extracted; available: {tuple(cache_layers)}")
@@ -117,7 +126,7 @@ def score_cache(cache:ScoreCache,  # distances and images from `GLAD.build_cache
     maps = torch.cat(maps) if maps else torch.zeros(0, S, S)
     return maps, image_score(maps, cfg.score_topk)
 
-# %% ../nbs/11_pipeline.ipynb #c012
+# %% ../nbs/11_pipeline.ipynb #c013
 def state_hash(module:torch.nn.Module)->str:
     "Short sha256 of a module's parameters and buffers (names, shapes and values)."
     h = hashlib.sha256()
@@ -132,7 +141,7 @@ def versions()->dict:
     return dict(glad_nb=glad_nb.__version__, torch=torch.__version__, diffusers=diffusers.__version__, timm=timm.__version__,
                 sklearn=sklearn.__version__, scipy=scipy.__version__, numpy=np.__version__, python=platform.python_version())
 
-# %% ../nbs/11_pipeline.ipynb #c014
+# %% ../nbs/11_pipeline.ipynb #c015
 class GLAD:
     "GLAD end to end: fit, reconstruct, cache, score, evaluate, save and load."
     def __init__(self, backbone:Backbone,   # diffusion backbone (pixel or latent)
@@ -181,6 +190,28 @@ class GLAD:
         return fwd, rev
 
     @torch.no_grad()
+    def cache_batch(self, x:torch.Tensor,    # (B,3,H,W) in [-1,1]
+                    indices=None,            # dataset indices (seed each sample's noise)
+                    masks:torch.Tensor|None=None, # (B,1,H,W) ground truth; None: unlabelled (zeros)
+                    labels=None,             # (B,) 0/1; None: unlabelled (zeros)
+                    paths=None, defects=None,
+                    cfg:GLADConfig|None=None)->ScoreCache:
+        "Reconstruct one batch and keep what scoring needs (a `ScoreCache` of B images)."
+        cfg = cfg or self.cfg; S, B = cfg.feature_size, len(x)
+        to_S = lambda t: F.interpolate(t, size=(S, S), mode='bilinear', antialias=True, align_corners=False) if t.shape[-1] != S else t
+        r = self.reconstruct(x, indices=indices, cfg=cfg)
+        rec = r.recon.float().cpu()
+        fwd, rev = self.layer_distances(x, rec)
+        m = torch.zeros(B, 1, S, S) if masks is None else masks.float()
+        m = (F.interpolate(m, size=(S, S), mode='bilinear', align_corners=False) > 0.5) if m.shape[-1] != S else (m > 0.5)
+        return ScoreCache(images=_u8(to_S(x.float().cpu())), recons=_u8(to_S(rec)), masks=m[:, 0].to(torch.uint8),
+                          labels=torch.zeros(B, dtype=torch.long) if labels is None else torch.as_tensor(labels).long(),
+                          layers=tuple(self.extractor.layers), fwd=fwd, rev=rev, steps=r.step.cpu().long(),
+                          ads_scores=r.scores.float().cpu(), fusion=r.mask.float().cpu().reshape(B, *r.mask.shape[-2:]),
+                          paths=[str(p) for p in (paths or [''] * B)], defects=list(defects or [''] * B),
+                          grid=[int(t) for t in getattr(r, 'grid', [])])
+
+    @torch.no_grad()
     def build_cache(self, test_ds,           # test dataset (items: image, mask, label, defect, path)
                     batch_size:int=8,        # images per reconstruction batch
                     progress:bool=True,
@@ -190,29 +221,13 @@ class GLAD:
         "Reconstruct every test image and keep what scoring needs."
         cfg = cfg or self.cfg; self._to_device()
         n = len(test_ds) if limit is None else min(limit, len(test_ds))
-        S = cfg.feature_size
-        out = {k:[] for k in ('images','recons','masks','labels','fwd','rev','steps','ads_scores','fusion')}
-        paths, defects, grid = [], [], []
+        parts = []
         for i in tqdm(range(0, n, batch_size), desc=f'reconstruct {cfg.category or ""}'.strip(), disable=not progress):
             items = [test_ds[j] for j in range(i, min(n, i + batch_size))]
-            x = torch.stack([it['image'] for it in items]).float()
-            r = self.reconstruct(x, indices=range(i, i + len(items)), cfg=cfg)
-            rec = r.recon.float()
-            xs = F.interpolate(x, size=(S, S), mode='bilinear', antialias=True, align_corners=False) if x.shape[-1] != S else x
-            rs = F.interpolate(rec.cpu(), size=(S, S), mode='bilinear', antialias=True, align_corners=False) if rec.shape[-1] != S else rec.cpu()
-            fwd, rev = self.layer_distances(x, rec)
-            m = torch.stack([it['mask'] for it in items]).float()
-            m = (F.interpolate(m, size=(S, S), mode='bilinear', align_corners=False) > 0.5) if m.shape[-1] != S else (m > 0.5)
-            out['images'].append(_u8(xs)); out['recons'].append(_u8(rs)); out['masks'].append(m[:, 0].to(torch.uint8))
-            out['labels'].append(torch.tensor([int(it['label']) for it in items]))
-            out['fwd'].append(fwd); out['rev'].append(rev)
-            out['steps'].append(r.step.cpu().long()); out['ads_scores'].append(r.scores.float().cpu())
-            out['fusion'].append(r.mask.float().cpu().reshape(len(items), *r.mask.shape[-2:]))
-            paths += [str(it['path']) for it in items]; defects += [it['defect'] for it in items]
-            grid = [int(t) for t in getattr(r, 'grid', [])] or grid
-        t = {k:torch.cat(v) for k, v in out.items() if k not in ('fwd', 'rev')}
-        for d in ('fwd', 'rev'): t[d] = [torch.cat(layer) for layer in zip(*out[d])]
-        return ScoreCache(**t, layers=tuple(self.extractor.layers), paths=paths, defects=defects, grid=grid)
+            parts.append(self.cache_batch(torch.stack([it['image'] for it in items]).float(), range(i, i + len(items)),
+                                          torch.stack([it['mask'] for it in items]), [int(it['label']) for it in items],
+                                          [it['path'] for it in items], [it['defect'] for it in items], cfg))
+        return concat_caches(parts)
 
     def score(self, cache:ScoreCache, **overrides)->tuple:
         "Maps and image scores from `cache`; `overrides` change scoring fields of the config (σ, score_topk, ...)."
@@ -246,7 +261,7 @@ class GLAD:
                     extractor=type(self.extractor).__name__, extractor_hash=state_hash(self.extractor),
                     versions=versions(), **extra)
 
-# %% ../nbs/11_pipeline.ipynb #c015
+# %% ../nbs/11_pipeline.ipynb #c016
 @dataclass
 class EvalResult:
     "What `GLAD.evaluate` returns."
@@ -260,7 +275,7 @@ class EvalResult:
         "One-row metric table."
         return pd.DataFrame([self.metrics], index=[category or self.protocol['config'].get('category', '')])
 
-# %% ../nbs/11_pipeline.ipynb #c017
+# %% ../nbs/11_pipeline.ipynb #c018
 def save_extractor(ext, folder)->Path:
     "Write a feature extractor as a JSON spec (+ weights in timm layout when it has any)."
     from glad_nb.features import DinoExtractor, TimmExtractor, FilterBankExtractor
@@ -294,7 +309,7 @@ def load_extractor(folder):
     if spec['kind'] == 'filterbank': return FilterBankExtractor(layers, size)
     raise ValueError(f"{folder/'extractor.json'}: unknown extractor kind {spec['kind']!r}")
 
-# %% ../nbs/11_pipeline.ipynb #c018
+# %% ../nbs/11_pipeline.ipynb #c019
 def _save(self:GLAD, path)->Path:
     "Save backbone, extractor(s) and config to the folder `path` (each part written atomically)."
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
@@ -314,7 +329,7 @@ def _load(cls, path, device=None)->GLAD:
 
 GLAD.save, GLAD.load = _save, classmethod(_load)
 
-# %% ../nbs/11_pipeline.ipynb #c020
+# %% ../nbs/11_pipeline.ipynb #c021
 DEMO_PRESET = dict(T0=150, K=10, t_min=60, tau=0.05, guidance=1.0, ads_topk=10, ads_layer=3, layers=(1, 2, 3),
                    sigma=2.0, score_topk=40, image_size=64, feature_size=64, saff='sigmoid')
 DEMO_MODEL = dict(image_size=64, channels=(16, 32, 64), attention=False)  # ~0.64 M parameters
@@ -335,7 +350,7 @@ def demo_glad(category:str,        # a demo category (brick, grass, gravel, coff
     bb = PixelBackbone(**DEMO_MODEL, seed=seed)
     return GLAD(bb, demo_extractor(), cfg, device=device), tcfg
 
-# %% ../nbs/11_pipeline.ipynb #c022
+# %% ../nbs/11_pipeline.ipynb #c023
 @torch.no_grad()
 def calibrate_tau(glad:GLAD, train_ds,   # normal images
                   n:int=16,              # how many training images
@@ -351,7 +366,7 @@ def calibrate_tau(glad:GLAD, train_ds,   # normal images
         mx.append(torch.nan_to_num(r.scores.float(), nan=-1.0).amax(1).cpu())
     return float(torch.quantile(torch.cat(mx), quantile))
 
-# %% ../nbs/11_pipeline.ipynb #c024
+# %% ../nbs/11_pipeline.ipynb #c025
 def write_result(res:EvalResult, folder)->Path:
     "Write one category's results into `folder` (atomically, file by file)."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
@@ -372,7 +387,7 @@ def read_result(folder)->EvalResult:
     metrics = pd.read_csv(folder/'metrics.csv', index_col=0).iloc[0].to_dict() if (folder/'metrics.csv').exists() else {}
     return EvalResult(metrics=metrics, per_image=pd.read_csv(folder/'per_image.csv'), maps=maps, cache=cache, protocol=proto)
 
-# %% ../nbs/11_pipeline.ipynb #c025
+# %% ../nbs/11_pipeline.ipynb #c026
 def _img(a:torch.Tensor)->np.ndarray:
     "(3,S,S) uint8 or (S,S) float -> HxWx3 uint8 for go.Image."
     if a.ndim == 2:
