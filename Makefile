@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PLOTLY_RENDERER ?= plotly_mimetype
 
-.PHONY: install demo test lab readme bench clean-venv
+.PHONY: install demo test test-browser lab readme bench clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/metrics.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/dashboard.py
 
 test: $(STAMP)
 	@set -e; step() { echo "== make test: $$1"; }; fail() { echo "!! make test FAILED at: $$1"; exit 1; }; \
@@ -49,6 +50,12 @@ test: $(STAMP)
 	step "pytest tests/"; rc=0; OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q tests/ || rc=$$?; \
 	  [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || fail "pytest tests/ (exit $$rc)"; \
 	echo "== make test: all steps passed"
+
+# real browser: Debian chromium + playwright (driving /usr/bin/chromium; no browser download)
+test-browser: $(STAMP)
+	command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium chromium-driver; }
+	$(BIN)/python -m pip install -q -e '.[dev,browser]'
+	RUN_BROWSER=1 $(BIN)/python -m pytest -q -m browser tests/test_dashboard.py
 
 clean-venv:
 	rm -rf $(VENV)
