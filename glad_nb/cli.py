@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_cli.ipynb #c002
 from __future__ import annotations
-import argparse, json, sys, time, shutil
+import argparse, json, os, sys, time, shutil
 from pathlib import Path
 import torch
 from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, preset, seed_everything, default_device, default_dtype
@@ -136,6 +136,8 @@ def cmd_demo(args)->int:
     out = prepare_run_dir(args.out, dict(command='demo', dataset='demo', categories=cats, seed=args.seed, quick=args.quick),
                           args.overwrite, args.resume)
     seed_everything(args.seed)
+    if 'OMP_NUM_THREADS' not in os.environ and args.device in ('auto', 'cpu'):
+        torch.set_num_threads(1)  # the demo's tiny convolutions run faster on one thread than on two (measured: 0.39 vs 0.70 s/step)
     root = make_demo_dataset(seed=args.seed)
     _say(f"demo dataset: {root}  categories: {cats}")
     results = {}
