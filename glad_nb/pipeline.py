@@ -33,7 +33,8 @@ def sample_noise(shape:tuple,      # (C, h, w) of one sample's latent
                  index:int,        # the sample's index in its dataset
                  device='cpu', dtype=torch.float32)->torch.Tensor:
     "The ε of sample `index`: a function of (seed, index) only."
-    g = torch_generator(hash((int(seed), int(index), 'glad-eps')) % 2**63)
+    key = hashlib.sha256(f'{int(seed)}:{int(index)}:glad-eps'.encode()).digest()  # stable across processes (hash() is salted)
+    g = torch_generator(int.from_bytes(key[:8], 'little') % 2**63)
     return torch.randn(shape, generator=g).to(device=device, dtype=dtype)
 
 # %% ../nbs/11_pipeline.ipynb #c008
@@ -52,7 +53,7 @@ class ScoreCache:
     rev:list                   # per layer (N,h_l,w_l): reconstruction -> input NN distances
     steps:torch.Tensor         # (N,) chosen ADS step
     ads_scores:torch.Tensor    # (N,K) ADS score per grid step (NaN after the choice)
-    fusion:torch.Tensor        # (N,h',w') SAFF fusion mask (NaN where no fusion happened)
+    fusion:torch.Tensor        # (N,h',w') weight of the generated estimate at the switch (SAFF mask; 0 at the t_min floor; 1 if never switched)
     paths:list=field(default_factory=list)
     defects:list=field(default_factory=list)
     grid:list=field(default_factory=list)
