@@ -260,7 +260,8 @@ def cmd_bench(args)->int:
     glad.reconstruct(x[:1])  # warm-up
     t0, counts = time.time(), {}
     for i in range(0, n, bs):
-        r = glad.reconstruct(x[i:i+bs], indices=range(i, i + bs)); glad.layer_distances(x[i:i+bs], r.recon.float())
+        xb = x[i:i+bs]  # the last batch may be short
+        r = glad.reconstruct(xb, indices=range(i, i + len(xb))); glad.layer_distances(xb, r.recon.float())
         for k, v in r.counts.items(): counts[k] = counts.get(k, 0) + float(torch.as_tensor(v).float().sum())
     if glad.device.type == 'cuda': torch.cuda.synchronize()
     dt = time.time() - t0

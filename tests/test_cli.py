@@ -74,3 +74,8 @@ def test_output_folder_with_foreign_files_is_refused(tmp_path):
     out = tmp_path/'mine'; out.mkdir(); (out/'notes.txt').write_text('keep me')
     r = glad_nb('demo', '--quick', '--category', 'brick', '--out', str(out), env_extra={'GLAD_NB_DEMO': str(tmp_path/'demo')})
     assert r.returncode == 4 and 'holds no glad_nb run' in r.stderr and (out/'notes.txt').exists()
+
+def test_bench_with_a_short_last_batch(tmp_path):
+    r = glad_nb('bench', '--dataset', 'demo', '--n-images', '3', '--batch-size', '2', '--out', str(tmp_path/'b'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'images/s' in r.stdout and 'passes per image: unet 10.0' in r.stdout, r.stdout
