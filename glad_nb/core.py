@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import os, random, json, dataclasses
+import os, random, json, dataclasses, hashlib
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
@@ -15,7 +15,7 @@ from PIL import Image
 __all__ = ['IN_TEST', 'MVTEC_CATEGORIES', 'MPDD_CATEGORIES', 'VISA_CATEGORIES', 'PCBBANK_CATEGORIES', 'PAPER_PRESETS',
            'MULTI_PRESETS', 'DARK_FOREGROUND', 'BRIGHT_FOREGROUND', 'SCORE_FOREGROUND', 'REVERSE_CATEGORIES',
            'DATASET_CATEGORIES', 'GLADConfig', 'TrainConfig', 'synth_foreground', 'preset', 'seed_everything',
-           'torch_generator', 'default_device', 'default_dtype', 'read_image', 'read_mask', 'write_image']
+           'torch_generator', 'default_device', 'default_dtype', 'image_key', 'read_image', 'read_mask', 'write_image']
 
 # %% ../nbs/00_core.ipynb #c004
 IN_TEST = bool(os.environ.get('IN_TEST'))  # True while nbdev-test (or pytest with IN_TEST=1) runs
@@ -61,6 +61,8 @@ class GLADConfig(_Config):
     ads_layer:int=12          # feature block used inside ADS
     saff:str='sigmoid'        # fusion mask: sigmoid | binary | off
     z0_mode:str='mean'        # VAE posterior: mean (deterministic) | sample (the authors')
+    ads_input:str='raw'       # what the ADS extractor sees: raw VAE decodes (the authors', GLAD.md §11) | imagenet (normalised)
+    half_ads:bool=False       # float16 ADS map, score, τ comparison and SAFF mask (the authors', GLAD.md §11)
     sigma:float=6.0           # Gaussian blur of the anomaly map (pixels at feature resolution)
     score_topk:int=250        # image score = mean of the top-k pixels (0 -> max)
     pixel_weight:float=0.0    # v, weight of the pixel term
@@ -87,6 +89,8 @@ class GLADConfig(_Config):
         _check('ads_layer', self.ads_layer, self.ads_layer >= 1, "a block index >= 1")
         _choice('saff', self.saff, {'sigmoid','binary','off'})
         _choice('z0_mode', self.z0_mode, {'mean','sample'})
+        _choice('ads_input', self.ads_input, {'raw','imagenet'})
+        _check('half_ads', self.half_ads, isinstance(self.half_ads, bool), "True or False")
         _check('sigma', self.sigma, self.sigma >= 0, "a float >= 0 (0 = no blur)")
         _check('score_topk', self.score_topk, self.score_topk >= 0, "an integer >= 0 (0 = max)")
         _check('pixel_weight', self.pixel_weight, self.pixel_weight >= 0, "a float >= 0")
@@ -196,9 +200,10 @@ def preset(dataset:str,          # mvtec | mpdd | visa | pcbbank
     small = dataset in ('visa','pcbbank')
     common = dict(dataset=dataset, category=category, reverse=category in REVERSE_CATEGORIES,
                   foreground=SCORE_FOREGROUND.get(category, 'none'), synth_foreground=synth_foreground(category))
+    authors = dict(z0_mode='sample', half_ads=True)  # the paper presets reproduce the authors' code (GLAD.md §11)
     if setting == 'multi':
         T0, tau, v, t_min, ck, ep = MULTI_PRESETS[dataset]
-        return GLADConfig(**common, preset='paper-multi', tuned_on_test=True, T0=T0, K=25, tau=tau, pixel_weight=v,
+        return GLADConfig(**common, **authors, preset='paper-multi', tuned_on_test=True, T0=T0, K=25, tau=tau, pixel_weight=v,
                           t_min=t_min, ckpt_step=ck, dino_epoch=ep, feature_size=256)
     T0, tau, v, t_min, ck, ep = PAPER_PRESETS[dataset][category]
     fs = 256 if small else 512
@@ -206,7 +211,7 @@ def preset(dataset:str,          # mvtec | mpdd | visa | pcbbank
         T0d, t_mind = (450, 200) if small else ((500, 350) if dataset == 'mpdd' else (750, 350))
         return GLADConfig(**common, preset='default', tuned_on_test=False, T0=T0d, K=15 if small else 25,
                           tau=0.35, pixel_weight=float(v > 0), t_min=t_mind, feature_size=fs)
-    return GLADConfig(**common, preset='paper', tuned_on_test=True, T0=T0, K=15 if small else 25, tau=tau,
+    return GLADConfig(**common, **authors, preset='paper', tuned_on_test=True, T0=T0, K=15 if small else 25, tau=tau,
                       pixel_weight=v, t_min=t_min, ckpt_step=ck, dino_epoch=ep, feature_size=fs)
 
 # %% ../nbs/00_core.ipynb #c020
@@ -270,19 +275,28 @@ def _to_float(im:Image.Image, path)->np.ndarray:
         a = np.asarray(im.convert('RGB'), dtype=np.float64) / 255.0
     return a.astype(np.float32)
 
+def image_key(x:torch.Tensor, # (3, H, W) image in [0, 1], at its original size
+             )->str:          # 16 hex digits
+    "The identity of an image's pixels: sha256 of its size and 8-bit values (the file format does not matter)."
+    u8 = (torch.as_tensor(x).detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
+    h = hashlib.sha256(str(tuple(u8.shape)).encode()); h.update(u8.numpy().tobytes())
+    return h.hexdigest()[:16]
+
 def read_image(path,       # image file (any PIL-readable mode: L, RGB, RGBA, P, I;16, ...)
                size=None,  # int or (h, w): resize (bilinear, antialiased) to this size
-              )->torch.Tensor: # (3, H, W) float32 in [0, 1]
+               with_key:bool=False, # also return `image_key` of the decoded image at its original size
+              ):           # (3, H, W) float32 in [0, 1]; (image, key) with `with_key`
     "Read an image file as an RGB float tensor in [0, 1]."
     im = _open(path)
     if im.mode == 'RGBA' or im.mode == 'LA' or (im.mode == 'P' and 'transparency' in im.info):
         im = im.convert('RGBA'); bg = Image.new('RGBA', im.size, (0, 0, 0, 255)); im = Image.alpha_composite(bg, im)
     x = torch.from_numpy(_to_float(im, path)).permute(2, 0, 1).contiguous()
+    key = image_key(x) if with_key else None
     if size is not None:
         hw = (size, size) if isinstance(size, int) else tuple(size)
         if tuple(x.shape[1:]) != hw:
             x = torch.nn.functional.interpolate(x[None], size=hw, mode='bilinear', antialias=True, align_corners=False)[0].clamp(0, 1)
-    return x
+    return (x, key) if with_key else x
 
 def read_mask(path,                # mask file (0/255 or 0/1, any mode)
               size=None,           # int or (h, w): resize bilinearly to this size, then binarise
