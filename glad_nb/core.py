@@ -14,8 +14,9 @@ from PIL import Image
 # %% auto #0
 __all__ = ['IN_TEST', 'MVTEC_CATEGORIES', 'MPDD_CATEGORIES', 'VISA_CATEGORIES', 'PCBBANK_CATEGORIES', 'PAPER_PRESETS',
            'MULTI_PRESETS', 'DARK_FOREGROUND', 'BRIGHT_FOREGROUND', 'SCORE_FOREGROUND', 'REVERSE_CATEGORIES',
-           'DATASET_CATEGORIES', 'GLADConfig', 'TrainConfig', 'synth_foreground', 'preset', 'seed_everything',
-           'torch_generator', 'default_device', 'default_dtype', 'image_key', 'read_image', 'read_mask', 'write_image']
+           'ADAPT_NO_PENALTY', 'ADAPT_SETTINGS', 'DATASET_CATEGORIES', 'GLADConfig', 'TrainConfig', 'synth_foreground',
+           'preset', 'seed_everything', 'torch_generator', 'default_device', 'default_dtype', 'image_key', 'read_image',
+           'read_mask', 'write_image']
 
 # %% ../nbs/00_core.ipynb #c004
 IN_TEST = bool(os.environ.get('IN_TEST'))  # True while nbdev-test (or pytest with IN_TEST=1) runs
@@ -178,6 +179,8 @@ BRIGHT_FOREGROUND = ('hazelnut','pill','metal_nut','toothbrush','candle','cashew
 SCORE_FOREGROUND = {'screw':'dark', 'capsule':'dark', 'bracket_black':'dark', 'bracket_brown':'dark',
                     'bracket_white':'bright'}  # soft object mask in scoring (GLAD.md section 5.6)
 REVERSE_CATEGORIES = ('transistor','pcb1','pcb4')  # add the reverse direction (section 5.3)
+ADAPT_NO_PENALTY = ('cashew','macaroni2','pcb1')     # DINO adaptation with λ = 0 (section 6; 0.01 otherwise)
+ADAPT_SETTINGS = dict(lam=0.01, lr=3e-4, batch_size=16, grad_accum=2, K=15)  # DINO adaptation (section 6)
 DATASET_CATEGORIES = {'mvtec':MVTEC_CATEGORIES, 'mpdd':MPDD_CATEGORIES, 'visa':VISA_CATEGORIES,
                       'pcbbank':PCBBANK_CATEGORIES}
 

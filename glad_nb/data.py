@@ -17,9 +17,10 @@ from .core import read_image, read_mask, MVTEC_CATEGORIES, MPDD_CATEGORIES, VISA
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'MASK_BINARIZE', 'VISA_COLUMNS', 'DEMO_CATEGORIES', 'DEMO_DEFECTS', 'DEMO_DEFECT_FNS', 'DATASETS',
-           'Sample', 'list_images', 'load_sample', 'AnomalyDataset', 'scan_mvtec_layout', 'MVTecDataset', 'MPDDDataset',
-           'PCBBankDataset', 'read_visa_split', 'VisADataset', 'FolderDataset', 'stroke_alpha', 'blob_alpha',
-           'demo_root', 'make_demo_dataset', 'DemoDataset', 'get_dataset', 'list_categories', 'plot_samples']
+           'Sample', 'list_images', 'load_sample', 'AnomalyDataset', 'check_readable', 'scan_mvtec_layout',
+           'MVTecDataset', 'MPDDDataset', 'PCBBankDataset', 'read_visa_split', 'VisADataset', 'FolderDataset',
+           'stroke_alpha', 'blob_alpha', 'demo_root', 'make_demo_dataset', 'DemoDataset', 'get_dataset',
+           'list_categories', 'plot_samples']
 
 # %% ../nbs/01_data.ipynb #c006
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -69,18 +70,18 @@ def _file_size(path:Path)->tuple:
 def load_sample(s:Sample,                 # what to read
                 image_size=512,           # int, (h, w), or None to keep the file's size
                 mask_binarize:str='gt0.5' # 'gt0.5' (> 0.5 after resize) | 'int' (only exact 1s after a bilinear resize)
-               )->dict:                   # image, mask, label, defect, path, has_mask
-    "Read one `Sample` as a dict: image (3,H,W) in [-1,1], mask (1,H,W) in {0,1}, label, defect, path, has_mask."
+               )->dict:                   # image, mask, label, defect, path, has_mask, key
+    "Read one `Sample` as a dict: image (3,H,W) in [-1,1], mask (1,H,W) in {0,1}, label, defect, path, has_mask, key."
     hw = _image_hw(image_size)
     if mask_binarize not in MASK_BINARIZE: raise ValueError(f"mask_binarize={mask_binarize!r}: expected one of {MASK_BINARIZE}")
-    x = read_image(s.path, hw)
+    x, key = read_image(s.path, hw, with_key=True)   # key: of the pixels at the file's own size
     if s.mask_path is not None:
         wi, wm = _file_size(s.path), _file_size(s.mask_path)
         if wi != wm: raise ValueError(f"mask {s.mask_path} is {wm[0]}x{wm[1]} but its image {s.path} is {wi[0]}x{wi[1]} (width x height)")
         m = read_mask(s.mask_path, x.shape[1:], mask_binarize)
     else: m = torch.zeros(1, *x.shape[1:])
     has_mask = s.mask_path is not None or s.label == 0
-    return dict(image=x * 2 - 1, mask=m, label=int(s.label), defect=s.defect, path=str(s.path), has_mask=has_mask)
+    return dict(image=x * 2 - 1, mask=m, label=int(s.label), defect=s.defect, path=str(s.path), has_mask=has_mask, key=key)
 
 # %% ../nbs/01_data.ipynb #c014
 class AnomalyDataset(Dataset):
@@ -139,19 +140,44 @@ class AnomalyDataset(Dataset):
         return (f"{type(self).__name__}({self.category!r}, {self.split!r}, n={len(self)}, "
                 f"anomalous={int(self.labels.sum())}, root={str(self.root)!r}, image_size={self.image_size})")
 
+# %% ../nbs/01_data.ipynb #d101
+def _files_of(data)->list[Path]:
+    "Image and mask files of a dataset, a list of `Sample`s or a list of files: in order, each once."
+    out = {}
+    for s in getattr(data, 'samples', data):
+        for p in ((s.path, s.mask_path) if isinstance(s, Sample) else (s,)):
+            if p is not None: out.setdefault(Path(p), None)
+    return list(out)
+
+def _why(e:Exception)->str:
+    "A one-line reason for a failure to read an image."
+    if isinstance(e, FileNotFoundError): return 'file not found'
+    if isinstance(e, Image.UnidentifiedImageError): return 'not an image file (PIL cannot identify its format)'
+    msg = ' '.join(str(e).split())
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+def check_readable(data,                 # a glad_nb dataset, a list of `Sample`s, or a list of image files
+                   full:bool=True,       # after the header pass, decode every file (slower); False: headers only
+                   progress:bool=False,  # tqdm bars
+                  )->list[tuple[Path, str]]: # every unreadable image or mask file with a one-line reason, in dataset order
+    "Every image and mask file that cannot be read: a fast header pass, then a full decode."
+    from tqdm.auto import tqdm
+    def header(p):
+        with Image.open(p) as im: return im.size
+    def decode(p):
+        with Image.open(p) as im: im.load()
+    files, bad = _files_of(data), {}
+    for name, read in [('header', header)] + ([('decode', decode)] if full else []):
+        for p in tqdm([p for p in files if p not in bad], desc=f'checking images ({name})', disable=not progress):
+            try: read(p)
+            except Exception as e: bad[p] = _why(e) if name == 'header' else f"cannot decode: {_why(e)}"
+    return [(p, bad[p]) for p in files if p in bad]
+
 def _drop_unreadable(samples:list[Sample])->list[Sample]:
-    "Decode every image and mask once; drop samples with an unreadable file, warning for each."
-    keep = []
-    for s in samples:
-        bad = None
-        for p in (s.path, s.mask_path):
-            if p is None or bad: continue
-            try:
-                with Image.open(p) as im: im.load()
-            except Exception as e: bad = f"{p}: {e}"
-        if bad: warnings.warn(f"skipping unreadable file {bad}", stacklevel=3)
-        else: keep.append(s)
-    return keep
+    "Drop samples with an unreadable image or mask (`check_readable`), warning once per unreadable file."
+    bad = dict(check_readable(samples))
+    for p, why in bad.items(): warnings.warn(f"skipping unreadable file {p}: {why}", stacklevel=3)
+    return [s for s in samples if Path(s.path) not in bad and (s.mask_path is None or Path(s.mask_path) not in bad)]
 
 # %% ../nbs/01_data.ipynb #c016
 def scan_mvtec_layout(cat_dir,        # <root>/<category>

@@ -14,8 +14,10 @@ import torch.nn.functional as F
 from safetensors.torch import save_file, load_file
 from tqdm.auto import tqdm
 import glad_nb
-from .core import GLADConfig, TrainConfig, default_device, torch_generator
+import copy
+from .core import GLADConfig, TrainConfig, default_device, torch_generator, image_key
 from .backbone import Backbone, PixelBackbone
+from .runs import atomic_json, read_json
 from .features import nn_distance, IMAGENET_MEAN, IMAGENET_STD
 from .ads import ads_reconstruct
 from .score import gaussian_blur, object_mask, image_score, pixel_term
@@ -23,19 +25,37 @@ from .metrics import evaluate_category
 from .train import train_backbone
 
 # %% auto #0
-__all__ = ['DEMO_PRESET', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_QUICK', 'sample_noise', 'ScoreCache', 'concat_caches', 'score_cache',
-           'state_hash', 'versions', 'GLAD', 'EvalResult', 'save_extractor', 'load_extractor', 'demo_glad',
-           'calibrate_tau', 'write_result', 'read_result', 'report_figures', 'write_report']
+__all__ = ['MODEL_JSON', 'DEMO_PRESET', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_QUICK', 'sample_noise', 'posterior_generator',
+           'batch_keys', 'ScoreCache', 'concat_caches', 'score_cache', 'state_hash', 'versions', 'GLAD', 'EvalResult',
+           'file_sha256', 'load_dino', 'save_extractor', 'load_extractor', 'demo_glad', 'calibrate_tau',
+           'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino', 'write_result', 'read_result', 'report_figures',
+           'write_report']
 
 # %% ../nbs/11_pipeline.ipynb #c005
+def _key_seed(seed:int, key, purpose:str)->int:
+    "A 63-bit seed from (run seed, image key, purpose): sha256, stable across processes (Python's hash() is salted)."
+    d = hashlib.sha256(f'{int(seed)}:{key}:{purpose}'.encode()).digest()
+    return int.from_bytes(d[:8], 'little') % 2**63
+
 def sample_noise(shape:tuple,      # (C, h, w) of one sample's latent
                  seed:int,         # the run seed (GLADConfig.seed)
-                 index:int,        # the sample's index in its dataset
+                 key,              # the image's identity: its `image_key` (any str or int works)
                  device='cpu', dtype=torch.float32)->torch.Tensor:
-    "The ε of sample `index`: a function of (seed, index) only."
-    key = hashlib.sha256(f'{int(seed)}:{int(index)}:glad-eps'.encode()).digest()  # stable across processes (hash() is salted)
-    g = torch_generator(int.from_bytes(key[:8], 'little') % 2**63)
+    "The ε of one image: a function of (seed, key) only."
+    g = torch_generator(_key_seed(seed, key, 'glad-eps'))
     return torch.randn(shape, generator=g).to(device=device, dtype=dtype)
+
+def posterior_generator(seed:int, key)->torch.Generator:
+    "The generator of one image's VAE posterior draw (`z0_mode='sample'`): a function of (seed, key) only."
+    return torch_generator(_key_seed(seed, key, 'glad-z0'))
+
+def batch_keys(x:torch.Tensor, # (B,3,H,W) images in [-1,1]
+               keys=None,      # known keys (None, or a list with None where unknown)
+              )->list:         # B keys
+    "Each image's key: the given one, else `image_key` of its pixels."
+    keys = [None] * len(x) if keys is None else list(keys)
+    if len(keys) != len(x): raise ValueError(f"{len(keys)} keys for {len(x)} images: expected one per image")
+    return [str(k) if k is not None else image_key((xi.detach().float().cpu() + 1) / 2) for k, xi in zip(keys, x)]
 
 # %% ../nbs/11_pipeline.ipynb #c008
 def _u8(x:torch.Tensor)->torch.Tensor: return ((x.float().clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8)
@@ -70,7 +90,7 @@ class ScoreCache:
         tmp = path.with_name(path.name + '.tmp')
         save_file(t, str(tmp)); os.replace(tmp, path)
         meta = dict(layers=list(self.layers), paths=[str(p) for p in self.paths], defects=list(self.defects), grid=list(self.grid))
-        _atomic_json(path.with_suffix('.json'), meta)
+        atomic_json(path.with_suffix('.json'), meta)
         return path
 
     @classmethod
@@ -78,15 +98,9 @@ class ScoreCache:
         "Read a cache written by `save`."
         path = Path(path)
         if not path.exists(): raise FileNotFoundError(f"score cache not found: {path}")
-        t, meta = load_file(str(path)), json.loads(path.with_suffix('.json').read_text())
+        t, meta = load_file(str(path)), read_json(path.with_suffix('.json'), 'score cache index')
         for d in ('fwd', 'rev'): t[d] = [t.pop(f'{d}.{i}') for i in range(len(meta['layers']))]
         return cls(**t, layers=tuple(meta['layers']), paths=meta['paths'], defects=meta['defects'], grid=meta['grid'])
-
-def _atomic_json(path, obj):
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str)); os.replace(tmp, path)
-    return path
 
 # %% ../nbs/11_pipeline.ipynb #c009
 def concat_caches(parts:list)->ScoreCache:
@@ -154,6 +168,7 @@ class GLAD:
         self.ads_extractor = ads_extractor if ads_extractor is not None else extractor
         self.device = default_device(device) if not isinstance(device, torch.device) else device
         self.train_result = None
+        self.provenance = {}   # what was loaded (checkpoint, DINO weights, adaptation): recorded in every protocol
 
     def _to_device(self):
         for m in {id(m):m for m in (self.backbone, self.extractor, self.ads_extractor)}.values():
@@ -171,16 +186,16 @@ class GLAD:
 
     @torch.no_grad()
     def reconstruct(self, x:torch.Tensor,   # (B,3,H,W) in [-1,1]
-                    indices=None,           # dataset indices of the samples (seed their noise); default 0..B-1
+                    keys=None,              # each image's `image_key` (None: computed from the pixels)
                     cfg:GLADConfig|None=None):
-        "ADS + SAFF reconstruction of a batch (GLAD.md sections 2 and 4)."
+        "ADS + SAFF reconstruction of a batch (GLAD.md sections 2 and 4); each image's noise is its own."
         cfg = cfg or self.cfg; self._to_device()
-        indices = list(range(len(x))) if indices is None else [int(i) for i in indices]
+        keys = batch_keys(x, keys)
         lf, lc = self.backbone.latent_factor, self.backbone.latent_channels
         shape = (lc, x.shape[-2] // lf, x.shape[-1] // lf)
-        noise = torch.stack([sample_noise(shape, cfg.seed, i) for i in indices]).to(self.device, self.backbone.dtype)
-        gen = torch_generator(cfg.seed + 7919 * (indices[0] if indices else 0), device='cpu')
-        return ads_reconstruct(self.backbone, self.ads_extractor, x.to(self.device, self.backbone.dtype), cfg, noise=noise, generator=gen)
+        noise = torch.stack([sample_noise(shape, cfg.seed, k) for k in keys]).to(self.device)
+        gens = [posterior_generator(cfg.seed, k) for k in keys]
+        return ads_reconstruct(self.backbone, self.ads_extractor, x.to(self.device, self.backbone.dtype), cfg, noise=noise, generator=gens)
 
     @torch.no_grad()
     def layer_distances(self, x:torch.Tensor, x_rec:torch.Tensor)->tuple:
@@ -192,7 +207,7 @@ class GLAD:
 
     @torch.no_grad()
     def cache_batch(self, x:torch.Tensor,    # (B,3,H,W) in [-1,1]
-                    indices=None,            # dataset indices (seed each sample's noise)
+                    keys=None,               # each image's `image_key` (None: computed from the pixels)
                     masks:torch.Tensor|None=None, # (B,1,H,W) ground truth; None: unlabelled (zeros)
                     labels=None,             # (B,) 0/1; None: unlabelled (zeros)
                     paths=None, defects=None,
@@ -200,7 +215,7 @@ class GLAD:
         "Reconstruct one batch and keep what scoring needs (a `ScoreCache` of B images)."
         cfg = cfg or self.cfg; S, B = cfg.feature_size, len(x)
         to_S = lambda t: F.interpolate(t, size=(S, S), mode='bilinear', antialias=True, align_corners=False) if t.shape[-1] != S else t
-        r = self.reconstruct(x, indices=indices, cfg=cfg)
+        r = self.reconstruct(x, keys=keys, cfg=cfg)
         rec = r.recon.float().cpu()
         fwd, rev = self.layer_distances(x, rec)
         m = torch.zeros(B, 1, S, S) if masks is None else masks.float()
@@ -225,7 +240,7 @@ class GLAD:
         parts = []
         for i in tqdm(range(0, n, batch_size), desc=f'reconstruct {cfg.category or ""}'.strip(), disable=not progress):
             items = [test_ds[j] for j in range(i, min(n, i + batch_size))]
-            parts.append(self.cache_batch(torch.stack([it['image'] for it in items]).float(), range(i, i + len(items)),
+            parts.append(self.cache_batch(torch.stack([it['image'] for it in items]).float(), [it.get('key') for it in items],
                                           torch.stack([it['mask'] for it in items]), [int(it['label']) for it in items],
                                           [it['path'] for it in items], [it['defect'] for it in items], cfg))
         return concat_caches(parts)
@@ -257,10 +272,11 @@ class GLAD:
         return dict(config=cfg.to_dict(), preset=cfg.preset, tuned_on_test=cfg.tuned_on_test,
                     image_size=cfg.image_size, map_size=cfg.feature_size, sigma=cfg.sigma, score_topk=cfg.score_topk,
                     mask_binarize=cfg.mask_binarize, grid=list(cache.grid) if cache is not None else None,
-                    seed=cfg.seed, z0_mode=cfg.z0_mode, n_images=len(cache) if cache is not None else None,
+                    seed=cfg.seed, z0_mode=cfg.z0_mode, ads_input=cfg.ads_input, half_ads=cfg.half_ads,
+                    n_images=len(cache) if cache is not None else None,
                     backbone=type(self.backbone).__name__, backbone_hash=state_hash(self.backbone.unet),
                     extractor=type(self.extractor).__name__, extractor_hash=state_hash(self.extractor),
-                    versions=versions(), **extra)
+                    versions=versions(), **self.provenance, **extra)
 
 # %% ../nbs/11_pipeline.ipynb #c016
 @dataclass
@@ -277,60 +293,107 @@ class EvalResult:
         return pd.DataFrame([self.metrics], index=[category or self.protocol['config'].get('category', '')])
 
 # %% ../nbs/11_pipeline.ipynb #c018
+def file_sha256(path)->str:
+    "sha256 of a file's bytes (read in 1 MiB blocks)."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
+    return h.hexdigest()
+
+def load_dino(path,                        # local DINO checkpoint: original DINO .pth or timm .safetensors
+              layers:tuple=(3, 6, 9, 12), input_size=512, pos_interp:str='dino', num_heads=None,
+              sha256:str|None=None,        # the file's hash if already known
+             ):
+    "A `DinoExtractor` that remembers its file (path + sha256), so model folders can refer to it."
+    from glad_nb.features import DinoExtractor
+    path = Path(path).resolve()
+    ext = DinoExtractor.from_checkpoint(path, layers, input_size, pos_interp, num_heads=num_heads)
+    ext.source = dict(path=str(path), sha256=sha256 or file_sha256(path), state=state_hash(ext.vit))
+    return ext
+
+# %% ../nbs/11_pipeline.ipynb #c019
+def _write_weights(module, folder:Path):
+    save_file({k:v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(folder/'weights.safetensors.tmp'))
+    os.replace(folder/'weights.safetensors.tmp', folder/'weights.safetensors')
+
 def save_extractor(ext, folder)->Path:
-    "Write a feature extractor as a JSON spec (+ weights in timm layout when it has any)."
+    "Write a feature extractor as a JSON spec, plus its weights or a reference to the unchanged file they came from."
     from glad_nb.features import DinoExtractor, TimmExtractor, FilterBankExtractor
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     spec = dict(layers=list(ext.layers), input_size=ext.input_size)
     if isinstance(ext, DinoExtractor):
         spec.update(kind='dino', pos_interp=ext.pos_interp, num_heads=ext.vit.blocks[0].attn.num_heads)
-        save_file({k:v.contiguous() for k, v in ext.vit.state_dict().items()}, str(folder/'weights.safetensors.tmp'))
-        os.replace(folder/'weights.safetensors.tmp', folder/'weights.safetensors')
-    elif isinstance(ext, TimmExtractor):
-        spec.update(kind='timm', name=ext.name)
-        save_file({k:v.contiguous() for k, v in ext.model.state_dict().items()}, str(folder/'weights.safetensors.tmp'))
-        os.replace(folder/'weights.safetensors.tmp', folder/'weights.safetensors')
+        src = getattr(ext, 'source', None)
+        if src and state_hash(ext.vit) == src['state']: spec['weights'] = dict(path=src['path'], sha256=src['sha256'])
+        else: _write_weights(ext.vit, folder)
+    elif isinstance(ext, TimmExtractor): spec.update(kind='timm', name=ext.name); _write_weights(ext.model, folder)
     elif isinstance(ext, FilterBankExtractor): spec.update(kind='filterbank')
     else: raise ValueError(f"cannot save extractor of type {type(ext).__name__}: expected DinoExtractor, TimmExtractor or FilterBankExtractor")
-    _atomic_json(folder/'extractor.json', spec)
+    atomic_json(folder/'extractor.json', spec)
     return folder
 
+def _referenced_dino(spec:dict, folder:Path, layers, size):
+    ref, f = spec['weights'], Path(spec['weights']['path'])
+    if not f.is_file():
+        raise FileNotFoundError(f"{folder/'extractor.json'} refers to DINO weights {f}, which do not exist (moved or deleted?): "
+                                "put the file back, or save the model again with the file's new place")
+    got = file_sha256(f)
+    if got != ref['sha256']:
+        raise ValueError(f"DINO weights {f} changed since {folder} was saved (sha256 {got[:12]}..., recorded {ref['sha256'][:12]}...): "
+                         "restore the original file, or save the model again with the new one")
+    return load_dino(f, layers, size, spec['pos_interp'], spec['num_heads'], sha256=got)
+
 def load_extractor(folder):
-    "Rebuild an extractor written by `save_extractor`."
+    "Rebuild an extractor written by `save_extractor` (checking a referenced DINO file's hash)."
     from glad_nb.features import DinoExtractor, TimmExtractor, FilterBankExtractor
     folder = Path(folder)
     if not (folder/'extractor.json').exists(): raise FileNotFoundError(f"{folder}: no extractor.json (not a saved glad_nb extractor)")
-    spec = json.loads((folder/'extractor.json').read_text())
+    spec = read_json(folder/'extractor.json', 'extractor spec')
     layers, size = tuple(spec['layers']), spec['input_size']
-    if spec['kind'] == 'dino':
+    if spec.get('kind') == 'dino':
+        if 'weights' in spec: return _referenced_dino(spec, folder, layers, size)
         return DinoExtractor.from_checkpoint(folder/'weights.safetensors', layers, size, spec['pos_interp'], num_heads=spec['num_heads'])
-    if spec['kind'] == 'timm':
+    if spec.get('kind') == 'timm':
         ext = TimmExtractor(spec['name'], layers, input_size=size)
         ext.model.load_state_dict(load_file(str(folder/'weights.safetensors'))); return ext
-    if spec['kind'] == 'filterbank': return FilterBankExtractor(layers, size)
-    raise ValueError(f"{folder/'extractor.json'}: unknown extractor kind {spec['kind']!r}")
+    if spec.get('kind') == 'filterbank': return FilterBankExtractor(layers, size)
+    raise ValueError(f"{folder/'extractor.json'}: unknown extractor kind {spec.get('kind')!r}")
 
-# %% ../nbs/11_pipeline.ipynb #c019
+# %% ../nbs/11_pipeline.ipynb #c021
+MODEL_JSON = 'glad_model.json'
+
 def _save(self:GLAD, path)->Path:
-    "Save backbone, extractor(s) and config to the folder `path` (each part written atomically)."
+    "Save backbone, extractor(s) and config to the folder `path` (each part atomically, the marker last)."
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     self.backbone.save(path/'backbone')
     save_extractor(self.extractor, path/'extractor')
-    if self.ads_extractor is not self.extractor: save_extractor(self.ads_extractor, path/'ads_extractor')
-    _atomic_json(path/'config.json', self.cfg.to_dict())
+    ads = self.ads_extractor is not self.extractor
+    if ads: save_extractor(self.ads_extractor, path/'ads_extractor')
+    atomic_json(path/'config.json', self.cfg.to_dict())
+    atomic_json(path/MODEL_JSON, dict(format=1, glad_nb=glad_nb.__version__, backbone=self.backbone.kind,
+                                      extractor=type(self.extractor).__name__, ads_extractor=ads, saved=time.strftime('%Y-%m-%dT%H:%M:%S')))
     return path
 
 def _load(cls, path, device=None)->GLAD:
     "Load a `GLAD` saved with `save`."
     path = Path(path)
-    if not (path/'config.json').exists(): raise FileNotFoundError(f"{path}: no config.json (not a saved GLAD run)")
+    if not (path/MODEL_JSON).exists():
+        raise FileNotFoundError(f"{path} is not a glad_nb model folder ({MODEL_JSON} not found; GLAD.save writes one, e.g. in <run>/<category>/model)")
+    read_json(path/MODEL_JSON, 'model marker')
+    cfg = GLADConfig.from_dict(read_json(path/'config.json', 'model config'))
     ext = load_extractor(path/'extractor')
-    ads = load_extractor(path/'ads_extractor') if (path/'ads_extractor').exists() else None
-    return cls(Backbone.load(path/'backbone'), ext, GLADConfig.from_dict(json.loads((path/'config.json').read_text())), ads, device)
+    ads = None
+    if (path/'ads_extractor').exists():
+        spec = read_json(path/'ads_extractor'/'extractor.json', 'extractor spec')
+        src = getattr(ext, 'source', None)
+        if src and spec.get('weights', {}).get('sha256') == src['sha256'] and state_hash(ext.vit) == src['state']:
+            ads = copy.copy(ext); ads.layers, ads.input_size = tuple(spec['layers']), spec['input_size']
+        else: ads = load_extractor(path/'ads_extractor')
+    return cls(Backbone.load(path/'backbone'), ext, cfg, ads, device)
 
 GLAD.save, GLAD.load = _save, classmethod(_load)
 
-# %% ../nbs/11_pipeline.ipynb #c021
+# %% ../nbs/11_pipeline.ipynb #c025
 DEMO_PRESET = dict(T0=150, K=10, t_min=60, tau=0.05, guidance=1.0, ads_topk=10, ads_layer=3, layers=(1, 2, 3),
                    sigma=2.0, score_topk=40, image_size=64, feature_size=64, saff='sigmoid')
 DEMO_MODEL = dict(image_size=64, channels=(16, 32, 64), attention=False)  # ~0.64 M parameters
@@ -351,7 +414,7 @@ def demo_glad(category:str,        # a demo category (brick, grass, gravel, coff
     bb = PixelBackbone(**DEMO_MODEL, seed=seed)
     return GLAD(bb, demo_extractor(), cfg, device=device), tcfg
 
-# %% ../nbs/11_pipeline.ipynb #c023
+# %% ../nbs/11_pipeline.ipynb #c027
 @torch.no_grad()
 def calibrate_tau(glad:GLAD, train_ds,   # normal images
                   n:int=16,              # how many training images
@@ -362,17 +425,82 @@ def calibrate_tau(glad:GLAD, train_ds,   # normal images
     idx = torch.linspace(0, len(train_ds) - 1, min(n, len(train_ds))).long().tolist()
     mx = []
     for i in range(0, len(idx), batch_size):
-        x = torch.stack([train_ds[j]['image'] for j in idx[i:i+batch_size]]).float()
-        r = glad.reconstruct(x, indices=[10**6 + j for j in idx[i:i+batch_size]], cfg=cfg)
+        items = [train_ds[j] for j in idx[i:i+batch_size]]
+        r = glad.reconstruct(torch.stack([it['image'] for it in items]).float(), [it.get('key') for it in items], cfg=cfg)
         mx.append(torch.nan_to_num(r.scores.float(), nan=-1.0).amax(1).cpu())
     return float(torch.quantile(torch.cat(mx), quantile))
 
-# %% ../nbs/11_pipeline.ipynb #c025
+# %% ../nbs/11_pipeline.ipynb #c029
+def checkpoint_folder(train_dir, step:int)->Path:
+    "The UNet folder of checkpoint `step` in a training folder, or FileNotFoundError saying how to get it."
+    from glad_nb.train import list_checkpoints
+    found = dict(list_checkpoints(train_dir))
+    if step not in found:
+        have = ', '.join(str(k) for k in sorted(found)) or 'none'
+        raise FileNotFoundError(f"checkpoint step {step} not found in {Path(train_dir)/'checkpoints'} (have: {have}): "
+                                f"train with --steps >= {step} and a checkpoint every {step} steps or a divisor of it, or choose a step that exists")
+    return found[step]
+
+def use_checkpoint(glad:GLAD, train_dir, step:int)->GLAD:
+    "Load the UNet weights of checkpoint `step` into `glad.backbone`, recording the file and its hash."
+    ck = checkpoint_folder(train_dir, step)
+    unet = ck/'backbone'/'unet' if (ck/'backbone'/'unet').is_dir() else ck/'unet'
+    files = sorted(unet.glob('*.safetensors'))
+    glad.backbone.load_unet_weights(unet)
+    glad.provenance['checkpoint'] = dict(step=int(step), path=str(unet.resolve()), sha256={f.name:file_sha256(f) for f in files},
+                                         unet_hash=state_hash(glad.backbone.unet))
+    return glad
+
+# %% ../nbs/11_pipeline.ipynb #c031
+@torch.no_grad()
+def _reconstruct_all(glad:GLAD, ds, cfg:GLADConfig, batch_size:int, size:int)->tuple:
+    xs, rs = [], []
+    for i in range(0, len(ds), batch_size):
+        items = [ds[j] for j in range(i, min(len(ds), i + batch_size))]
+        x = torch.stack([it['image'] for it in items]).float()
+        r = glad.reconstruct(x, [it.get('key') for it in items], cfg=cfg).recon.float().cpu()
+        to = lambda t: F.interpolate(t, size=(size, size), mode='bilinear', antialias=True, align_corners=False) if t.shape[-1] != size else t
+        xs.append(to(x)); rs.append(to(r))
+    return torch.cat(xs), torch.cat(rs)
+
+def adapt_scoring_dino(glad:GLAD,          # a GLAD with a DinoExtractor for scoring
+                       train_ds,           # normal training images
+                       epochs:int,         # DINO epoch of the preset (0: nothing to do)
+                       cache_dir,          # where adapted weights are kept (e.g. <run>/<category>/dino-adapt)
+                       lam:float|None=None,# stay-close weight (default: GLAD.md §6 for the category)
+                       batch_size:int=8,   # reconstruction batch
+                       progress:bool=False)->GLAD:
+    "Replace the scoring DINO by a copy adapted for `epochs` epochs (GLAD.md §6); ADS keeps the frozen one."
+    from glad_nb.adapt import adapt_dino
+    from glad_nb.core import ADAPT_NO_PENALTY, ADAPT_SETTINGS
+    if epochs <= 0: return glad
+    cfg, A = glad.cfg, ADAPT_SETTINGS
+    lam = (0.0 if cfg.category in ADAPT_NO_PENALTY else A['lam']) if lam is None else lam
+    frozen = glad.extractor
+    key = hashlib.sha256(json.dumps([state_hash(glad.backbone.unet), state_hash(frozen), cfg.t_min, A, lam, cfg.seed,
+                                     cfg.feature_size, sorted(str(train_ds[i].get('key')) for i in range(len(train_ds)))]).encode()).hexdigest()[:16]
+    folder, final = Path(cache_dir)/key, Path(cache_dir)/key/f'epoch{epochs}.safetensors'
+    ext = copy.deepcopy(frozen); ext.__dict__.pop('source', None)
+    if final.exists(): ext.vit.load_state_dict(load_file(str(final)))
+    else:
+        rcfg = cfg.replace(T0=cfg.t_min, tau=0.0, K=min(A['K'], cfg.t_min))
+        x, r = _reconstruct_all(glad, train_ds, rcfg, batch_size, cfg.feature_size)
+        adapt_dino(ext, (x, r), epochs=epochs, lam=lam, lr=A['lr'], batch_size=A['batch_size'], grad_accum=A['grad_accum'],
+                   seed=cfg.seed, out_dir=folder)
+        for k in range(epochs): (folder/f'epoch{k}.safetensors').unlink(missing_ok=True)   # keep the epoch used
+    ext.requires_grad_(False).eval()
+    if glad.ads_extractor is frozen: glad.ads_extractor = frozen
+    glad.extractor = ext
+    glad.provenance['dino_adaptation'] = dict(epoch=int(epochs), lam=lam, weights=str(final), adapted_hash=state_hash(ext),
+                                              frozen_hash=state_hash(frozen))
+    return glad
+
+# %% ../nbs/11_pipeline.ipynb #c034
 def write_result(res:EvalResult, folder)->Path:
     "Write one category's results into `folder` (atomically, file by file)."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    _atomic_json(folder/'config.json', res.protocol['config'])
-    _atomic_json(folder/'protocol.json', res.protocol)
+    atomic_json(folder/'config.json', res.protocol['config'])
+    atomic_json(folder/'protocol.json', res.protocol)
     for name, df in (('per_image.csv', res.per_image), ('metrics.csv', res.table())):
         tmp = folder/f'.{name}.tmp'; df.to_csv(tmp, index=name == 'metrics.csv'); os.replace(tmp, folder/name)
     res.cache.save(folder/'cache.safetensors')
@@ -388,7 +516,7 @@ def read_result(folder)->EvalResult:
     metrics = pd.read_csv(folder/'metrics.csv', index_col=0).iloc[0].to_dict() if (folder/'metrics.csv').exists() else {}
     return EvalResult(metrics=metrics, per_image=pd.read_csv(folder/'per_image.csv'), maps=maps, cache=cache, protocol=proto)
 
-# %% ../nbs/11_pipeline.ipynb #c026
+# %% ../nbs/11_pipeline.ipynb #c035
 def _img(a:torch.Tensor)->np.ndarray:
     "(3,S,S) uint8 or (S,S) float -> HxWx3 uint8 for go.Image."
     if a.ndim == 2:

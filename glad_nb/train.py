@@ -16,9 +16,11 @@ from .core import TrainConfig
 from .schedule import q_sample, eps_from_x0
 from .backbone import Backbone, LatentBackbone, atomic_dir
 from .synthesis import synthesize, TextureSource
+from safetensors.torch import save_file, load_file
 
 # %% auto #0
-__all__ = ['atp_target', 'atp_loss', 'step_generator', 'StepSampler', 'micro_batch_loss', 'list_checkpoints', 'save_checkpoint',
+__all__ = ['STATE_JSON', 'STATE_TENSORS', 'LEGACY_STATE', 'atp_target', 'atp_loss', 'step_generator', 'StepSampler',
+           'micro_batch_loss', 'save_training_state', 'load_training_state', 'list_checkpoints', 'save_checkpoint',
            'TrainResult', 'make_optimizer', 'train_backbone']
 
 # %% ../nbs/06_train.ipynb #c005
@@ -125,29 +127,109 @@ def micro_batch_loss(model,               # the (possibly wrapped) backbone: mod
     eps = torch.randn(z_n.shape, generator=g).to(x.device)
     return atp_loss(model, z_n, z_a, t, eps, backbone.alphas_cumprod, cfg.atp_sign)
 
-# %% ../nbs/06_train.ipynb #c018
+# %% ../nbs/06_train.ipynb #t101
+_TAGS = ('__tensor__', '__tuple__', '__items__')
+
+def _flatten_state(obj,            # nested dicts / lists / tuples of tensors, numbers, strings, None
+                   tensors:dict,   # filled with name -> CPU tensor
+                   name:str='',    # path of `obj` in the state (names the tensors)
+                  ):               # a JSON-able copy of `obj` that refers to `tensors` by name
+    "Split a state into JSON-able data and named tensors (tuples and non-string keys tagged)."
+    if isinstance(obj, Tensor):
+        key = name if name not in tensors else f"{name}#{len(tensors)}"
+        tensors[key] = obj.detach().to('cpu', copy=True).contiguous()   # copies: safetensors refuses shared storage
+        return {'__tensor__': key}
+    if isinstance(obj, np.generic): obj = obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)): return obj
+    sub = lambda k, v: _flatten_state(v, tensors, f"{name}.{k}" if name else str(k))
+    if isinstance(obj, tuple): return {'__tuple__': [sub(i, v) for i, v in enumerate(obj)]}
+    if isinstance(obj, list): return [sub(i, v) for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith('__') for k in obj): return {k: sub(k, v) for k, v in obj.items()}
+        bad = [k for k in obj if not isinstance(k, (str, int, float, bool, type(None)))]
+        if bad: raise TypeError(f"cannot store the key {bad[0]!r} of {name or 'the state'} in a training state")
+        return {'__items__': [[k, sub(k, v)] for k, v in obj.items()]}
+    raise TypeError(f"cannot store {type(obj).__name__} at {name or 'the top level'} in a training state: "
+                    "only tensors, numbers, strings, None, lists, tuples and dicts")
+
+def _unflatten_state(obj, tensors:dict):
+    "Inverse of `_flatten_state` (KeyError for a tensor name missing from `tensors`)."
+    if isinstance(obj, list): return [_unflatten_state(v, tensors) for v in obj]
+    if not isinstance(obj, dict): return obj
+    if len(obj) == 1 and next(iter(obj)) in _TAGS:
+        (tag, v), = obj.items()
+        if tag == '__tensor__': return tensors[v]
+        if tag == '__tuple__': return tuple(_unflatten_state(x, tensors) for x in v)
+        return {k: _unflatten_state(x, tensors) for k, x in v}
+    return {k: _unflatten_state(v, tensors) for k, v in obj.items()}
+
+# %% ../nbs/06_train.ipynb #t104
+STATE_JSON, STATE_TENSORS = 'training_state.json', 'training_state.safetensors'
+LEGACY_STATE = 'training_state.pt'     # the pickle of earlier versions: recognised, never read
+_STATE_FORMAT = 'glad_nb.training_state/1'
+
+def save_training_state(folder,        # an existing folder (a checkpoint being written)
+                        state:dict,    # tensors, numbers, strings, None, lists, tuples and dicts
+                       )->None:
+    "Write `state` as training_state.json + training_state.safetensors: data only, nothing that runs when read."
+    tensors = {}; tree = _flatten_state(state, tensors)
+    save_file(tensors, Path(folder)/STATE_TENSORS)
+    (Path(folder)/STATE_JSON).write_text(json.dumps(dict(format=_STATE_FORMAT, state=tree)))
+
+def _refused(file:Path, why:str)->ValueError:
+    return ValueError(f"{file}: training state not loaded: {why}. glad_nb reads a training state only from "
+                      f"{STATE_JSON} + {STATE_TENSORS}, which cannot execute code, and never unpickles one. "
+                      f"Delete the checkpoint folder {file.parent} to resume from the checkpoint before it, "
+                      f"or start the run fresh in a new out_dir.")
+
+def load_training_state(ckpt)->dict:   # the state `save_training_state` wrote
+    "Read a checkpoint's training state without executing anything; a clear ValueError for anything else."
+    ckpt = Path(ckpt); js, st = ckpt/STATE_JSON, ckpt/STATE_TENSORS
+    if not js.exists() and (ckpt/LEGACY_STATE).exists():
+        raise _refused(ckpt/LEGACY_STATE, "it is a pickle from an older glad_nb version, and loading a pickle can execute arbitrary code")
+    for f in (js, st):
+        if not f.is_file(): raise _refused(f, "the file is missing (an incomplete or foreign checkpoint)")
+    try: doc = json.loads(js.read_text(encoding='utf-8'))
+    except (ValueError, OSError, RecursionError) as e: raise _refused(js, f"it is corrupt, truncated or not JSON ({type(e).__name__}: {e})") from None
+    if not isinstance(doc, dict) or doc.get('format') != _STATE_FORMAT:
+        fmt = doc.get('format') if isinstance(doc, dict) else type(doc).__name__
+        raise _refused(js, f"its format is {fmt!r}, not {_STATE_FORMAT!r} (another program's file or an old format)")
+    try: tensors = load_file(st)
+    except Exception as e: raise _refused(st, f"it is corrupt, truncated or not a safetensors file ({type(e).__name__}: {e})") from None
+    try: state = _unflatten_state(doc.get('state'), tensors)
+    except KeyError as e: raise _refused(js, f"it is corrupt: it names a tensor {e} that is not in {STATE_TENSORS}") from None
+    except (TypeError, ValueError) as e: raise _refused(js, f"it is corrupt ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or not {'step', 'optimizer', 'config', 'rng'} <= state.keys():
+        raise _refused(js, "it is corrupt: step, optimizer, config or rng is missing")
+    return state
+
+# %% ../nbs/06_train.ipynb #t107
 def _rng_state()->dict:
-    st = dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate())
+    name, key, pos, has_gauss, gauss = np.random.get_state()
+    st = dict(torch=torch.get_rng_state(), numpy=(name, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, gauss),
+              python=random.getstate())
     if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state_all()
     return st
 
 def _set_rng_state(st:dict):
-    torch.set_rng_state(st['torch']); np.random.set_state(st['numpy']); random.setstate(st['python'])
+    name, key, pos, has_gauss, gauss = st['numpy']
+    torch.set_rng_state(st['torch']); np.random.set_state((name, key.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    random.setstate(st['python'])
     if 'cuda' in st and torch.cuda.is_available() and len(st['cuda']) == torch.cuda.device_count(): torch.cuda.set_rng_state_all(st['cuda'])
 
 def list_checkpoints(out_dir)->list:
     "Complete checkpoints under `out_dir/checkpoints`, oldest first, as (step, path)."
     root = Path(out_dir)/'checkpoints'
     if not root.is_dir(): return []
-    found = [(int(p.name[5:]), p) for p in root.glob('step_*') if p.name[5:].isdigit() and (p/'training_state.pt').exists()]
-    return sorted(found)
+    has_state = lambda p: (p/STATE_JSON).exists() or (p/STATE_TENSORS).exists() or (p/LEGACY_STATE).exists()
+    return sorted((int(p.name[5:]), p) for p in root.glob('step_*') if p.name[5:].isdigit() and has_state(p))
 
 def save_checkpoint(path, backbone:Backbone, optimizer, step:int, cfg:TrainConfig, scaler=None, extra:dict|None=None)->Path:
-    "Write a loadable backbone + training state into `path`, atomically."
+    "Write a loadable backbone + training state (`save_training_state`) into `path`, atomically."
     state = dict(step=step, optimizer=optimizer.state_dict(), scaler=None if scaler is None else scaler.state_dict(),
                  config=cfg.to_dict(), rng=_rng_state(), **(extra or {}))
     def write(tmp):
-        backbone.write_to(tmp); torch.save(state, tmp/'training_state.pt')
+        backbone.write_to(tmp); save_training_state(tmp, state)
     return atomic_dir(path, write)
 
 # %% ../nbs/06_train.ipynb #c020
@@ -236,7 +318,7 @@ def train_backbone(backbone:Backbone,   # float32 backbone to fine-tune (its UNe
     start, ckpt, saved = 0, None, None
     if ckpts:
         start, ckpt = ckpts[-1]
-        saved = torch.load(ckpt/'training_state.pt', map_location='cpu', weights_only=False)
+        saved = load_training_state(ckpt)   # data only: a planted or corrupt file is refused, never run
         _check_resume(saved, cfg, world, ckpt)
         backbone.load_unet_weights(ckpt/'unet')
 

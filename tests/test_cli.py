@@ -39,8 +39,8 @@ def test_rerun_resumes_and_different_run_is_refused(quick_run):
     d, env, _ = quick_run
     again = glad_nb('demo', '--quick', '--category', 'brick', 'coffee', '--out', str(d/'run'), '--no-progress', env_extra=env)
     assert again.returncode == 0 and 'already evaluated' in again.stdout
-    other = glad_nb('demo', '--quick', '--category', 'brick', '--out', str(d/'run'), env_extra=env)
-    assert other.returncode == 4 and '--overwrite' in other.stderr
+    other = glad_nb('demo', '--quick', '--category', 'brick', '--seed', '1', '--out', str(d/'run'), env_extra=env)
+    assert other.returncode == 4 and 'seed: 0 there, 1 now' in other.stderr and '--overwrite' in other.stderr
 
 def test_predict_scores_a_folder(quick_run, tmp_path):
     d, env, _ = quick_run
@@ -73,7 +73,7 @@ def test_missing_weights_and_unknown_category(tmp_path):
 def test_output_folder_with_foreign_files_is_refused(tmp_path):
     out = tmp_path/'mine'; out.mkdir(); (out/'notes.txt').write_text('keep me')
     r = glad_nb('demo', '--quick', '--category', 'brick', '--out', str(out), env_extra={'GLAD_NB_DEMO': str(tmp_path/'demo')})
-    assert r.returncode == 4 and 'holds no glad_nb run' in r.stderr and (out/'notes.txt').exists()
+    assert r.returncode == 4 and 'not a glad_nb run' in r.stderr and (out/'notes.txt').exists()
 
 def test_bench_with_a_short_last_batch(tmp_path):
     r = glad_nb('bench', '--dataset', 'demo', '--n-images', '3', '--batch-size', '2', '--out', str(tmp_path/'b'))

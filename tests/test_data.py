@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from glad_nb.core import image_key, read_image
 from glad_nb.data import (AnomalyDataset, DEMO_CATEGORIES, DEMO_DEFECTS, DemoDataset, FolderDataset, MPDDDataset,
-                          MVTecDataset, PCBBankDataset, Sample, VISA_COLUMNS, VisADataset, demo_root, get_dataset,
-                          list_categories, load_sample, make_demo_dataset, read_visa_split)
+                          MVTecDataset, PCBBankDataset, Sample, VISA_COLUMNS, VisADataset, check_readable, demo_root,
+                          get_dataset, list_categories, load_sample, make_demo_dataset, read_visa_split)
 
 REPO = Path(__file__).resolve().parents[1]
 VISA_CSV = REPO.parent/'shared'/'data'/'visa_split_1cls.csv'
@@ -382,3 +383,54 @@ def test_demo_dataset_class_and_root(tmp_path, monkeypatch):
     assert ds.root == tmp_path/'env' and len(ds) == 4 and ds.labels.sum() == 3   # the existing set is used as is
     monkeypatch.delenv('GLAD_NB_DEMO'); monkeypatch.chdir(REPO/'nbs' if (REPO/'nbs').is_dir() else REPO)
     assert demo_root() == REPO/'data'/'demo'
+
+# ---------------------------------------------------------------- per-image keys
+
+def test_key_is_the_pixels_identity(tmp_path):
+    "Same pixels under two names and formats: one key; other pixels: other keys; image_size does not matter."
+    a, b = rgb(20, 30), rgb(20, 30)
+    png(tmp_path/'normal/x.png', a); png(tmp_path/'normal/x_copy.bmp', a); png(tmp_path/'normal/y.png', b)
+    png(tmp_path/'normal/x_big.png', np.kron(a, np.ones((2, 2, 1), np.uint8)))   # the same picture at twice the size
+    keys = {}
+    for size in (None, 8, (12, 20)):
+        ds = FolderDataset(tmp_path, image_size=size, test_ratio=0)
+        keys[size] = {Path(it['path']).name: it['key'] for it in ds}
+    assert keys[None] == keys[8] == keys[(12, 20)]                               # not a function of image_size
+    k = keys[None]
+    assert k['x.png'] == k['x_copy.bmp'] == image_key(torch.from_numpy(a).permute(2, 0, 1) / 255)
+    assert len({k['x.png'], k['y.png'], k['x_big.png']}) == 3
+    assert isinstance(k['y.png'], str) and len(k['y.png']) == 16
+
+def test_every_dataset_class_gives_keys(tmp_path):
+    "MVTec, MPDD, PCB-Bank, VisA (both layouts), Folder and Demo items all carry the key of their image file."
+    mvtec(tmp_path/'m', 'x'); write_visa(tmp_path/'v', visa_rows()); folder(tmp_path/'f')
+    make_demo_dataset(tmp_path/'d', categories='brick', **SMALL)
+    sets = [cls(tmp_path/'m', 'x', 'test', 8) for cls in (MVTecDataset, MPDDDataset, PCBBankDataset, VisADataset)]
+    sets += [VisADataset(tmp_path/'v', 'candle', 'test', 8), FolderDataset(tmp_path/'f', split='test', image_size=8, mask_dir='masks'),
+             DemoDataset(tmp_path/'d', 'brick', 'test', 8, generate=False)]
+    for ds in sets:
+        for s, it in zip(ds.samples, ds):
+            assert it['key'] == read_image(s.path, with_key=True)[1], (type(ds).__name__, s.path)
+    b = next(iter(torch.utils.data.DataLoader(sets[0], batch_size=4)))
+    assert b['key'] == [sets[0][i]['key'] for i in range(4)]                       # keys collate as a list of str
+
+# ---------------------------------------------------------------- readability scan
+
+def test_check_readable_reports_every_bad_file(tmp_path):
+    "A truncated PNG, a text file named .png and an unreadable mask are all reported, with one-line reasons; good files are not."
+    c = mvtec(tmp_path, n_train=3)
+    good = (c/'train/good/000.png').read_bytes()
+    (c/'train/good/001.png').write_bytes(good[:len(good) // 2])                   # truncated
+    (c/'train/good/002.png').write_text('version https://git-lfs.github.com/spec/v1\noid sha256:0\n')   # text named .png
+    m = (c/'ground_truth/crack/001_mask.png').read_bytes()
+    (c/'ground_truth/crack/001_mask.png').write_bytes(m[:40])                     # a mask that cannot be read
+    tr, te = MVTecDataset(tmp_path, 'widget', 'train', 8), MVTecDataset(tmp_path, 'widget', 'test', 8)   # lazy: builds fine
+    bad = check_readable(tr)
+    assert [p.name for p, _ in bad] == ['001.png', '002.png']
+    why = dict((p.name, r) for p, r in bad)
+    assert why['001.png'].startswith('cannot decode: ') and 'truncated' in why['001.png']
+    assert why['002.png'] == 'not an image file (PIL cannot identify its format)'
+    assert [p.name for p, _ in check_readable(tr, full=False)] == ['002.png']     # the header pass alone
+    bad = check_readable(te, progress=True)
+    assert [p.relative_to(c).as_posix() for p, _ in bad] == ['ground_truth/crack/001_mask.png'] and '\n' not in bad[0][1]
+    assert check_readable([c/'train/good/000.png', c/'nope.png']) == [(c/'nope.png', 'file not found')]

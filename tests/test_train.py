@@ -1,10 +1,10 @@
 "Training integration checks that do not read well as documentation: a 2-process run through `accelerate launch`, bad inputs."
-import os, subprocess, sys, textwrap
+import io, os, shutil, subprocess, sys, textwrap
 from pathlib import Path
 import pytest, torch
 from glad_nb.core import TrainConfig
 from glad_nb.backbone import Backbone, PixelBackbone
-from glad_nb.train import train_backbone, list_checkpoints
+from glad_nb.train import train_backbone, list_checkpoints, load_training_state, STATE_JSON, STATE_TENSORS, LEGACY_STATE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,4 +70,79 @@ def test_dict_items_and_resize(tmp_path):
     data = [dict(image=torch.rand(3, 24, 24) * 2 - 1, label=0) for _ in range(4)]
     cfg = TrainConfig(image_size=16, batch_size=2, steps=2, ckpt_every=2, lr=1e-3)
     r = train_backbone(PixelBackbone.tiny(), data, cfg, tmp_path, progress=False, log_every=1)
-    assert r.step == 2 and (r.checkpoint/'training_state.pt').exists()
+    assert r.step == 2 and {p.name for p in r.checkpoint.iterdir()} >= {STATE_JSON, STATE_TENSORS}
+    assert not (r.checkpoint/LEGACY_STATE).exists()
+
+# ---------------------------------------------------------------- the training state is data, never code
+
+class Planted:
+    "A pickle that creates `marker` when it is loaded (what an attacker would plant)."
+    def __init__(self, marker): self.marker = marker
+    def __reduce__(self): return (io.open, (str(self.marker), 'w'))
+
+DATA = [torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(i)) * 2 - 1 for i in range(4)]
+CFG = TrainConfig(image_size=16, batch_size=2, steps=2, ckpt_every=1, lr=1e-3)
+
+@pytest.fixture(scope='module')
+def base_run(tmp_path_factory):
+    "A finished 2-step run with checkpoints at steps 1 and 2."
+    out = tmp_path_factory.mktemp('base')/'run'
+    train_backbone(PixelBackbone.tiny(), DATA, CFG, out, progress=False, log_every=1)
+    return out
+
+def _fake_newest(base_run, tmp_path):
+    "A copy of the run with a step_000003 that looks like a checkpoint (weights, kind json) but no training state yet."
+    out = tmp_path/'run'; shutil.copytree(base_run, out)
+    fake = out/'checkpoints'/'step_000003'; shutil.copytree(out/'checkpoints'/'step_000002', fake)
+    for n in (STATE_JSON, STATE_TENSORS): (fake/n).unlink()
+    return out, fake
+
+@pytest.mark.parametrize('name', [STATE_JSON, STATE_TENSORS, LEGACY_STATE])
+def test_planted_pickle_is_never_run(base_run, tmp_path, name):
+    "A malicious pickle as the newest checkpoint's state file: refused with a clear error, and its code never runs."
+    out, fake = _fake_newest(base_run, tmp_path)
+    if name != LEGACY_STATE: shutil.copy(out/'checkpoints'/'step_000002'/({STATE_JSON, STATE_TENSORS} - {name}).pop(), fake)
+    marker = tmp_path/'pwned'
+    torch.save(Planted(marker), fake/name)
+    assert [s for s, _ in list_checkpoints(out)] == [1, 2, 3]          # it is the checkpoint a resume picks
+    with pytest.raises(ValueError) as e:
+        train_backbone(PixelBackbone.tiny(), DATA, CFG.replace(steps=4), out, progress=False)
+    msg = str(e.value)
+    assert msg.startswith(f"{fake/name}: training state not loaded") and 'cannot execute code' in msg
+    assert f"Delete the checkpoint folder {fake}" in msg and 'new out_dir' in msg
+    if name == LEGACY_STATE: assert 'loading a pickle can execute arbitrary code' in msg
+    assert not marker.exists()                                         # nothing was executed ...
+    shutil.copy(fake/name, tmp_path/'same.pt'); torch.load(tmp_path/'same.pt', weights_only=False)
+    assert marker.exists()                                             # ... where unpickling would have
+
+@pytest.mark.parametrize('name', [STATE_JSON, STATE_TENSORS])
+def test_truncated_state_file(base_run, tmp_path, name):
+    "A truncated state file is refused with the file named; deleting that checkpoint, as the message says, resumes from the one before."
+    out = tmp_path/'run'; shutil.copytree(base_run, out)
+    last = out/'checkpoints'/'step_000002'
+    b = (last/name).read_bytes(); (last/name).write_bytes(b[:len(b) // 2])
+    with pytest.raises(ValueError, match=r'training state not loaded: it is corrupt, truncated') as e:
+        train_backbone(PixelBackbone.tiny(), DATA, CFG.replace(steps=3), out, progress=False)
+    assert str(e.value).startswith(f"{last/name}:")
+    shutil.rmtree(last)
+    r = train_backbone(PixelBackbone.tiny(), DATA, CFG.replace(steps=3), out, progress=False, log_every=1)
+    assert r.step == 3 and [s for s, _ in r.losses] == [2, 3]
+
+def test_state_file_of_another_kind(base_run, tmp_path):
+    "Valid JSON of another format, a missing tensor file and a dangling tensor name are refused too."
+    out = tmp_path/'run'; shutil.copytree(base_run, out)
+    ck = out/'checkpoints'/'step_000002'
+    (ck/STATE_JSON).write_text('{"step": 2}')
+    with pytest.raises(ValueError, match=r"its format is None, not 'glad_nb.training_state/1'"): load_training_state(ck)
+    shutil.copy(base_run/'checkpoints'/'step_000002'/STATE_JSON, ck)
+    (ck/STATE_TENSORS).rename(tmp_path/'t')
+    with pytest.raises(ValueError, match=r'training_state.safetensors: training state not loaded: the file is missing'): load_training_state(ck)
+    shutil.copy(out/'checkpoints'/'step_000001'/STATE_TENSORS, ck)       # the tensors of another step: same names
+    assert load_training_state(ck)['step'] == 2
+    from safetensors.torch import save_file
+    save_file({'x': torch.zeros(1)}, ck/STATE_TENSORS)
+    with pytest.raises(ValueError, match=r"it names a tensor 'optimizer\.state\.0\.\w+' that is not in training_state.safetensors"):
+        load_training_state(ck)
+    shutil.copy(base_run/'checkpoints'/'step_000002'/STATE_TENSORS, ck)
+    (ck/STATE_JSON).write_text('{"format": "glad_nb.training_state/1", "state": {"__items__": 5}}')
+    with pytest.raises(ValueError, match=r"training_state.json: training state not loaded: it is corrupt \(TypeError"): load_training_state(ck)
