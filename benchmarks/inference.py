@@ -36,12 +36,12 @@ def run_case(case:str, n:int, batch:int, tau:float)->dict:
         ext = DinoExtractor(_vit(dict(img_size=224, patch_size=8, embed_dim=768, depth=12, num_heads=12)), (3, 6, 9, 12), 512).to(dev, torch.bfloat16)
         glad = GLAD(bb, ext, GLADConfig(tau=tau), device=dev); size = 512
     x = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    glad.reconstruct(x[:batch], indices=range(len(x[:batch])))     # warm-up
+    glad.reconstruct(x[:batch])     # warm-up
     if dev == 'cuda': torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
     counts, t0 = {}, time.perf_counter()
     for i in range(0, n, batch):
         xb = x[i:i+batch]  # the last batch may be short
-        r = glad.reconstruct(xb, indices=range(i, i + len(xb)))
+        r = glad.reconstruct(xb)
         glad.layer_distances(xb, r.recon.float())
         for k, v in r.counts.items(): counts[k] = counts.get(k, 0.0) + float(torch.as_tensor(v).float().sum())
     if dev == 'cuda': torch.cuda.synchronize()

@@ -319,8 +319,8 @@ def cmd_train(args)->int:
     cats = resolve_categories(args.dataset, root, args.category)
     sets = parse_sets(args.set, (GLADConfig, TrainConfig))
     weights = check_path('--weights', args.weights, 'a local Stable Diffusion 1.4 folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/)')
-    dino = check_path('--dino', args.dino, 'a local DINO ViT checkpoint (.pth in the original DINO format, or timm .safetensors)')
     with failing_as(3, f'--weights {weights}'): check_sd_folder(weights)
+    dino = check_path('--dino', args.dino, 'a local DINO ViT checkpoint (.pth in the original DINO format, or timm .safetensors)')
     plan = []
     for unit, ucats in _units(args.dataset, cats, args.setting):
         cfg = config_for(args.dataset, ucats[0], args.preset, args.seed, args.setting, sets)

@@ -664,13 +664,15 @@ def load_run(path)->dict:
     "The categories of a run folder (or one category folder): {category: RunCategory}."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"run folder not found: {path}")
-    folders = [path] if (path/'cache.safetensors').exists() else sorted(p.parent for p in path.glob('*/cache.safetensors'))
+    folders = [path] if (path/'cache.safetensors').exists() else \
+              sorted(p.parent for p in [*path.glob('*/cache.safetensors'), *path.glob('*/eval-*/cache.safetensors')])  # demo | test runs
     if not folders: raise FileNotFoundError(f"{path}: no cache.safetensors in it or in <category>/ below it (a glad_nb run folder holds <run>/<category>/cache.safetensors)")
     out = {}
     for f in folders:
         cache = ScoreCache.load(f/'cache.safetensors')
         cfg, src = _folder_cfg(f, cache)
-        out[cfg.category or f.name] = RunCategory(cache, cfg, str(f/'cache.safetensors') + (f' + {Path(src).name}' if src else ' (no config found: scoring defaults)'))
+        name = f"{f.parent.name}/{f.name}" if f.name.startswith('eval-') else (cfg.category or f.name)
+        out[name] = RunCategory(cache, cfg, str(f/'cache.safetensors') + (f' + {Path(src).name}' if src else ' (no config found: scoring defaults)'))
     return out
 
 def as_runs(source,             # run folder, GLAD, EvalResult, ScoreCache, RunCategory, or a dict of those by category

@@ -269,7 +269,9 @@ class GLAD:
     def protocol(self, cache:ScoreCache|None=None, cfg:GLADConfig|None=None, **extra)->dict:
         "The protocol record of a result (GLAD.md section 9)."
         cfg = cfg or self.cfg
-        return dict(config=cfg.to_dict(), preset=cfg.preset, tuned_on_test=cfg.tuned_on_test,
+        ran = dict(ckpt_step=self.provenance.get('checkpoint', {}).get('step'),           # what ran, never what a
+                   dino_epoch=self.provenance.get('dino_adaptation', {}).get('epoch', 0))  # preset merely asked for
+        return dict(config={**cfg.to_dict(), **ran}, preset=cfg.preset, tuned_on_test=cfg.tuned_on_test,
                     image_size=cfg.image_size, map_size=cfg.feature_size, sigma=cfg.sigma, score_topk=cfg.score_topk,
                     mask_binarize=cfg.mask_binarize, grid=list(cache.grid) if cache is not None else None,
                     seed=cfg.seed, z0_mode=cfg.z0_mode, ads_input=cfg.ads_input, half_ads=cfg.half_ads,

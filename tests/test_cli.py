@@ -76,6 +76,6 @@ def test_output_folder_with_foreign_files_is_refused(tmp_path):
     assert r.returncode == 4 and 'not a glad_nb run' in r.stderr and (out/'notes.txt').exists()
 
 def test_bench_with_a_short_last_batch(tmp_path):
-    r = glad_nb('bench', '--dataset', 'demo', '--n-images', '3', '--batch-size', '2', '--out', str(tmp_path/'b'))
+    r = glad_nb('bench', '--dataset', 'demo', '--n-images', '3', '--batch-size', '2')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'images/s' in r.stdout and 'passes per image: unet 10.0' in r.stdout, r.stdout

@@ -68,3 +68,27 @@ def test_predict_needs_only_the_model_and_scores_do_not_depend_on_the_folder(tra
         assert sa.step[n] == sb.step[n]
         assert abs(sa.score[n] - sb.score[n]) <= 1e-5 * max(1.0, abs(sa.score[n])), (n, sa.score[n], sb.score[n])
     assert len(list((tmp_path/'pb'/'overlays').glob('*.png'))) == 4
+
+def test_the_run_explorer_opens_a_test_run(trained_run, tiny_inputs):
+    from glad_nb.dashboard import load_run
+    assert _test(tiny_inputs, trained_run, '--preset', 'default', *SMALL) == 0
+    runs = load_run(trained_run)
+    assert any(k.startswith('pcb1/eval-default') for k in runs), list(runs)
+
+def test_multi_class_setting_trains_one_model_and_evaluates_every_category(tiny_inputs, tmp_path):
+    from tiny import write_layout_dataset
+    root = write_layout_dataset(tmp_path/'visa', 'pcb2', seed=1); write_layout_dataset(root, 'pcb3', seed=2)
+    run, i = tmp_path/'run', tiny_inputs
+    common = ['--dataset', 'visa', '--root', str(root), '--setting', 'multi', '--out', str(run), '--no-progress', '--batch-size', '4']
+    assert main(['train', *common, '--weights', str(i['sd']), '--dino', str(i['dino']), '--steps', '2', *SMALL]) == 0
+    assert (run/'multi'/'model'/MODEL_JSON).exists() and not (run/'pcb2'/'model').exists()
+    cfg = json.loads((run/'multi'/'model'/'config.json').read_text())
+    assert cfg['preset'] == 'default' and cfg['category'] == 'multi'
+    assert main(['test', *common, '--preset', 'paper', '--set', 'image_size=32', 'feature_size=32', 'ckpt_step=2']) == 0
+    for c in ('pcb2', 'pcb3'):
+        e = next((run/c).glob('eval-paper-multi*'))
+        p = json.loads((e/'protocol.json').read_text())
+        assert p['preset'] == 'paper-multi' and p['config']['category'] == c and p['config']['K'] == 25 and p['checkpoint']['step'] == 2
+        assert 'multi/train/checkpoints/step_000002' in p['checkpoint']['path']
+    metrics = pd.read_csv(next(run.glob('eval-paper-multi*'))/'metrics.csv', index_col=0)
+    assert list(metrics.index) == ['pcb2', 'pcb3', 'mean']

@@ -264,3 +264,24 @@ def test_exit_codes_are_documented(capsys):
     assert 'example:' in out
     readme = (Path(__file__).resolve().parent.parent/'README.md').read_text()
     for code, what in cli.EXIT_CODES.items(): assert f"| {code} | {what} |" in readme
+
+def test_ctrl_c_exits_130_and_the_rerun_ends_where_an_uninterrupted_run_ends(tiny_inputs, tmp_path):
+    "A real SIGINT to a training process: exit 130, then the same command resumes to bit-identical weights."
+    import signal, subprocess, sys, time
+    from safetensors.torch import load_file
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    args = lambda out: [sys.executable, '-m', 'glad_nb.cli'] + [a if a != 'ckpt_every=2' else 'ckpt_every=10'
+                                                                 for a in map(str, _train(tiny_inputs, out, '--steps', '40'))]
+    p = subprocess.Popen(args(tmp_path/'a'), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    ck = tmp_path/'a'/'pcb1'/'train'/'checkpoints'
+    t0 = time.time()
+    while not (ck/'step_000010').exists() and p.poll() is None and time.time() - t0 < 300: time.sleep(0.05)
+    p.send_signal(signal.SIGINT); _, err = p.communicate(timeout=300)
+    if p.returncode == 0: pytest.skip('training finished before the interrupt arrived')
+    assert p.returncode == 130 and 'interrupted; run the same command again to resume from' in err and 'Traceback' not in err, err
+    again = subprocess.run(args(tmp_path/'a'), capture_output=True, text=True, env=env)
+    whole = subprocess.run(args(tmp_path/'b'), capture_output=True, text=True, env=env)
+    assert again.returncode == 0 and whole.returncode == 0, again.stderr[-2000:] + whole.stderr[-2000:]
+    wa, wb = (load_file(next((tmp_path/r/'pcb1'/'model'/'backbone'/'unet').glob('*.safetensors'))) for r in 'ab')
+    assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa)
+    assert [a['status'] for a in read_run(tmp_path/'a')['attempts']] == ['interrupted', 'done']
