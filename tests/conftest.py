@@ -10,7 +10,6 @@ def pytest_collection_modifyitems(config, items):
 
 # -- tiny real-layout inputs shared by the CLI tests (tests/tiny.py writes them as the real ones are laid out)
 import shutil
-from pathlib import Path
 
 @pytest.fixture(scope='session')
 def tiny_inputs(tmp_path_factory):

@@ -3,7 +3,6 @@
 import json, shutil
 from pathlib import Path
 import pandas as pd
-import pytest
 from glad_nb.cli import main
 from glad_nb.runs import read_run
 from glad_nb.pipeline import MODEL_JSON, file_sha256

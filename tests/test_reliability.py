@@ -1,7 +1,7 @@
 """glad-nb against bad inputs and faults, as a hostile user would try it: every case asserts the exit code, a one-line
 message naming the culprit, no traceback, and that no input or earlier result was lost or changed.
 `main()` runs in-process and the tiny inputs are shared (conftest.py), so the whole file takes well under a minute."""
-import hashlib, json, os, pickle, shutil
+import hashlib, os, pickle, shutil
 from pathlib import Path
 import pandas as pd
 import pytest
@@ -225,7 +225,7 @@ def test_predict_skips_unreadable_images_and_keeps_names_apart(capsys, trained_r
     shutil.copy(imgs/'img0.png', imgs/'img1.bmp')        # same stem as img1.png
     (imgs/'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 20)
     before, out = snapshot(imgs), tmp_path/'p'
-    line = bad(capsys, 2, ['skipped 1 unreadable image', 'broken.png', '--skip-bad'], 'predict', '--model', trained_run/'pcb1'/'model', '--images', imgs, '--out', out)
+    bad(capsys, 2, ['skipped 1 unreadable image', 'broken.png', '--skip-bad'], 'predict', '--model', trained_run/'pcb1'/'model', '--images', imgs, '--out', out)
     df = pd.read_csv(out/'scores.csv')
     assert len(df) == 5 and (df.status == 'ok').sum() == 4 and df.status[df.path.str.endswith('broken.png')].iloc[0].startswith('skipped')
     assert sorted(p.name for p in (out/'overlays').iterdir()) == ['img0.png', 'img1_bmp.png', 'img1_png.png', 'img2.png']
