@@ -11,24 +11,26 @@ import torch.nn.functional as F
 from torch import Tensor
 from .core import GLADConfig, torch_generator
 from .schedule import reference_grid, grid_alphas, q_sample, x0_from_eps
-from .features import FeatureExtractor, DinoExtractor, nn_distance
+from .features import FeatureExtractor, TimmExtractor, INPUT_NORMS, nn_distance
 
 # %% auto #0
 __all__ = ['ads_extractor', 'ads_map', 'ads_score', 'saff_mask', 'blend_x0', 'saff_fuse', 'x0_estimates', 'ads_decide',
-           'initial_noise', 'ReconResult', 'ads_reconstruct']
+           'initial_noise', 'start_latents', 'ReconResult', 'ads_reconstruct']
 
 # %% ../nbs/08_ads.ipynb #c007
 def ads_extractor(extractor:FeatureExtractor, # any glad_nb feature extractor
                   layer:int,                  # the layer ADS reads (must be one of `extractor.layers`)
-                 )->FeatureExtractor:         # an extractor whose outputs include `layer`
-    "The cheapest view of `extractor` that still computes `layer` (DINO: just that block's tokens)."
+                  input_norm:str='raw',       # 'raw' decodes (the authors', GLAD.md §11) | 'imagenet' ([0,1] + ImageNet)
+                 )->FeatureExtractor:         # a view: shares modules, weights and buffers; own `layers` and `input_norm`
+    "A view of `extractor` for ADS: inputs taken as `input_norm` says, computing `layer` (and, where possible, nothing after it)."
     layers = tuple(getattr(extractor, 'layers', ()))
     if layer not in layers:
         raise ValueError(f"ADS layer={layer!r} is not computed by {type(extractor).__name__}: expected one of its layers {layers} "
                          "(set GLADConfig.ads_layer or build the extractor with that layer)")
-    if layers == (layer,) or not isinstance(extractor, DinoExtractor): return extractor
-    view = copy.copy(extractor)  # shares modules, parameters and buffers; only `layers` differs
-    view.layers = (layer,)
+    if input_norm not in INPUT_NORMS: raise ValueError(f"ADS input_norm={input_norm!r}: expected one of {INPUT_NORMS} (GLADConfig.ads_input)")
+    view = copy.copy(extractor)  # a new attribute dict; modules, parameters and buffers are the same objects
+    view.input_norm = input_norm
+    if not isinstance(extractor, TimmExtractor): view.layers = (layer,)  # timm's out_indices live inside its model
     return view
 
 def ads_map(extractor:FeatureExtractor, # feature extractor taking [-1,1] images
@@ -36,15 +38,17 @@ def ads_map(extractor:FeatureExtractor, # feature extractor taking [-1,1] images
             x_gen:Tensor, # (B,3,H,W) decoded generated estimates
             layer:int|None=None, # layer to compare (default: the extractor's last)
             chunk:int=1024,      # nearest-neighbour chunk size (see `nn_distance`)
-           )->Tensor:            # (B,h,w) float32 map A
+            input_norm:str='raw', # what the extractor does to the decodes: 'raw' (the authors') | 'imagenet'
+            dtype:torch.dtype=torch.float32, # arithmetic of the map (float16: the authors', tokens cast first)
+           )->Tensor:            # (B,h,w) map A in `dtype`
     "ADS map A(p) = min_q 1 - cos(f_in(p), f_gen(q)) on one feature layer."
     if x_in.shape != x_gen.shape or x_in.ndim != 4:
         raise ValueError(f"x_in {tuple(x_in.shape)} and x_gen {tuple(x_gen.shape)}: expected two (B,3,H,W) batches of the same shape")
     layer = extractor.layers[-1] if layer is None else layer
-    view = ads_extractor(extractor, layer)
+    view = ads_extractor(extractor, layer, input_norm)
     f = view(torch.cat([x_in, x_gen]))[view.layers.index(layer)]
     n = len(x_in)
-    return nn_distance(f[:n], f[n:], chunk)
+    return nn_distance(f[:n], f[n:], chunk, dtype=dtype)
 
 # %% ../nbs/08_ads.ipynb #c011
 def ads_score(A:Tensor,      # (B,h,w) ADS maps
@@ -130,6 +134,27 @@ def initial_noise(noise,           # None, a (B,C,h,w) tensor, or a list of B te
     if tuple(noise.shape) != shape: raise ValueError(f"noise of shape {tuple(noise.shape)}: expected {shape} (one latent-shaped draw per sample)")
     return noise.float()
 
+# %% ../nbs/08_ads.ipynb #g_code
+def start_latents(backbone,              # a glad_nb Backbone (its `encode`)
+                  x:Tensor,              # (B,3,H,W) images in [-1,1]
+                  z0_mode:str='mean',    # VAE posterior: 'mean' | 'sample' (the authors')
+                  noise=None,            # ε given (see `initial_noise`); None: drawn from the generator(s)
+                  generator=None,        # one torch.Generator for the batch, or a list of B (one per sample)
+                 )->tuple:               # (z0, ε), both (B,C,h,w) float32 on z0's device
+    "Encode x and draw ε: from one generator (batch order) or from one generator per sample (posterior draw, then ε)."
+    if not isinstance(generator, (list, tuple)):
+        z0 = backbone.encode(x, mode=z0_mode, generator=generator).float()
+        return z0, initial_noise(noise, z0.shape, generator).to(z0.device, torch.float32)
+    if len(generator) != len(x) or not all(isinstance(g, torch.Generator) for g in generator):
+        raise ValueError(f"generator is a list of {len(generator)} items: expected one torch.Generator per sample ({len(x)})")
+    z0s, eps = [], []
+    for xi, g in zip(x.split(1), generator):
+        zi = backbone.encode(xi, mode=z0_mode, generator=g).float()
+        z0s.append(zi)
+        if noise is None: eps.append(initial_noise(None, zi.shape, g).to(zi.device))
+    z0 = torch.cat(z0s)
+    return z0, (torch.cat(eps) if noise is None else initial_noise(noise, z0.shape)).to(z0.device, torch.float32)
+
 # %% ../nbs/08_ads.ipynb #c027
 @dataclass
 class ReconResult:
@@ -167,10 +192,10 @@ def ads_reconstruct(backbone,                # a glad_nb Backbone (encode/decode
                     x:Tensor,                # (B,3,H,W) images in [-1,1], on the backbone's device
                     cfg:GLADConfig,          # T0, K, tau, t_min, guidance, ads_topk, ads_layer, saff, z0_mode, seed
                     noise=None,              # ε: (B,C,h,w) tensor or list of per-sample tensors (None: draw)
-                    generator=None,          # torch.Generator for the draws (None: CPU generator seeded with cfg.seed)
+                    generator=None,          # torch.Generator, or a list of B (one per sample), for the draws (None: CPU, cfg.seed)
                     progress:bool=False,     # show a tqdm bar over the grid
                     grid=None,               # timestep grid (None: `reference_grid(T0, K)`, the authors')
-                    half_ads:bool=False,     # float16 ADS map/score/τ/mask, as the authors' code
+                    half_ads:bool|None=None, # float16 ADS map/score/τ/mask, as the authors' code (None: cfg.half_ads)
                    )->ReconResult:
     "GLAD reconstruction: partial DDIM from T0 with the adaptive denoising step (ADS) and SAFF fusion."
     if x.ndim != 4 or x.shape[1] != 3: raise ValueError(f"x of shape {tuple(x.shape)}: expected (B,3,H,W) images in [-1,1]")
@@ -178,17 +203,18 @@ def ads_reconstruct(backbone,                # a glad_nb Backbone (encode/decode
     ads_on = cfg.tau > 0
     if ads_on:
         if extractor is None: raise ValueError(f"tau={cfg.tau} turns ADS on: expected a feature extractor, got None")
-        view = ads_extractor(extractor, cfg.ads_layer)
+        view = ads_extractor(extractor, cfg.ads_layer, cfg.ads_input)  # a view: `extractor` itself is not changed
     grid = reference_grid(cfg.T0, cfg.K) if grid is None else _check_grid(grid, cfg.T0)
     ab = backbone.alphas_cumprod.double().cpu()
     ab_t, ab_prev = grid_alphas(grid, ab)
     if generator is None: generator = torch_generator(cfg.seed)
+    half_ads = cfg.half_ads if half_ads is None else bool(half_ads)
     tdt = torch.float16 if half_ads else torch.float32
     tau = torch.tensor(cfg.tau, dtype=tdt, device=dev)
     counter = _PassCounter(backbone.unet)
     try:
-        z0 = backbone.encode(x, mode=cfg.z0_mode, generator=generator).float()
-        eps = initial_noise(noise, z0.shape, generator).to(dev, torch.float32)
+        z0, eps = start_latents(backbone, x, cfg.z0_mode, noise, generator)
+        eps = eps.to(dev)
         z = q_sample(z0, eps, ab[cfg.T0])
         K, hw = len(grid), tuple(z0.shape[-2:])
         active = torch.full((B,), ads_on, dtype=torch.bool, device=dev)
@@ -210,7 +236,7 @@ def ads_reconstruct(backbone,                # a glad_nb Backbone (encode/decode
                 n = len(idx)
                 z_gen, z_in = x0_estimates(z[idx], z0[idx], eps[idx], eps_hat[idx], ab_t[k])
                 xs = backbone.decode(torch.cat([z_in, z_gen]))
-                A = ads_map(view, xs[:n], xs[n:], cfg.ads_layer).to(tdt)
+                A = ads_map(view, xs[:n], xs[n:], cfg.ads_layer, input_norm=cfg.ads_input, dtype=tdt)
                 n_dec[idx.cpu()] += 2; n_feat[idx.cpu()] += 2
                 if amap.numel() == 0: amap = torch.full((B, 1, *A.shape[-2:]), float('nan'), device=dev)
                 s = ads_score(A, cfg.ads_topk)
@@ -218,11 +244,11 @@ def ads_reconstruct(backbone,                # a glad_nb Backbone (encode/decode
                 fuse, fall = ads_decide(s, t, tau, cfg.t_min)
                 done = fuse | fall
                 if done.any():
-                    m = saff_mask(A[done], hw, cfg.saff, tau).float()
+                    m = saff_mask(A[done], hw, cfg.saff, tau)   # in the map's dtype (float16 with half_ads)
                     m[fall[done]] = 0.
                     j = idx[done]
-                    z0_hat[j] = blend_x0(z_gen[done], z_in[done], m)
-                    mask[j], amap[j], step[j], fused[j] = m, A[done, None].float(), t, fuse[done]
+                    z0_hat[j] = blend_x0(z_gen[done], z_in[done], m)  # float32 by promotion
+                    mask[j], amap[j], step[j], fused[j] = m.float(), A[done, None].float(), t, fuse[done]
                     active[j] = False
             z = q_sample(z0_hat, eps_hat, ab_prev[k])
         recon = backbone.decode(z).float()

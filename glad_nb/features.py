@@ -13,20 +13,30 @@ import timm
 from timm.layers import resample_abs_pos_embed
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'FeatureExtractor', 'interpolate_pos_embed', 'load_state_file', 'dino_state_dict',
-           'vit_config', 'DinoExtractor', 'TimmExtractor', 'nn_distance', 'FilterBankExtractor', 'demo_extractor']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'INPUT_NORMS', 'FeatureExtractor', 'interpolate_pos_embed', 'load_state_file',
+           'dino_state_dict', 'vit_config', 'DinoExtractor', 'TimmExtractor', 'nn_distance', 'FilterBankExtractor',
+           'demo_extractor']
 
 # %% ../nbs/07_features.ipynb #c005
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+INPUT_NORMS = ('imagenet', 'raw')
+
+def _check_input_norm(input_norm:str)->str:
+    if input_norm not in INPUT_NORMS:
+        raise ValueError(f"input_norm={input_norm!r}: expected 'imagenet' ([0,1] + ImageNet normalisation, scoring) "
+                         "or 'raw' (values passed through, the authors' ADS input)")
+    return input_norm
 
 class FeatureExtractor(nn.Module):
     "Base class: (B,3,H,W) images in [-1,1] -> list of (B,C,h,w) maps, one per entry of `layers`."
     def __init__(self, layers:tuple,              # which layers to return (meaning is up to the subclass)
                  input_size:int|tuple|None=None,  # resize inputs to this size first (None: keep)
+                 input_norm:str='imagenet',       # 'imagenet': [-1,1] -> [0,1] -> ImageNet-normalised; 'raw': no mapping
                 ):
         super().__init__()
         self.layers, self.input_size = tuple(int(l) for l in layers), input_size
+        self.input_norm = _check_input_norm(input_norm)
         if not self.layers: raise ValueError("layers is empty: expected at least one layer index")
         self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -38,14 +48,15 @@ class FeatureExtractor(nn.Module):
         return p.dtype if p is not None else torch.float32
 
     def preprocess(self, x:Tensor)->Tensor:
-        "Resize to `input_size`, map [-1,1] -> [0,1], ImageNet-normalise, cast to the weights' dtype."
+        "Resize to `input_size`; if `input_norm='imagenet'` map [-1,1] -> [0,1] and ImageNet-normalise; cast to the weights' dtype."
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images of shape (B,3,H,W) in [-1,1], got {tuple(x.shape)}")
         x = x.to(self.mean.device, torch.float32)
         if self.input_size is not None:
             size = (self.input_size,)*2 if isinstance(self.input_size, int) else tuple(self.input_size)
             if tuple(x.shape[-2:]) != size: x = F.interpolate(x, size=size, mode='bilinear', align_corners=True)
-        return (((x + 1) / 2 - self.mean) / self.std).to(self.dtype)
+        if _check_input_norm(self.input_norm) == 'imagenet': x = ((x + 1) / 2 - self.mean) / self.std
+        return x.to(self.dtype)
 
     def forward(self, x:Tensor)->list[Tensor]: raise NotImplementedError
 
@@ -130,8 +141,9 @@ class DinoExtractor(FeatureExtractor):
                  layers:tuple=(3, 6, 9, 12),          # 1-based block indices
                  input_size:int|tuple|None=512,       # input resize (512 -> 64x64 grid with patch 8)
                  pos_interp:str='dino',               # 'dino' (authors) or 'exact' (timm) positional resize
+                 input_norm:str='imagenet',           # 'imagenet' (scoring) or 'raw' (ADS): see `FeatureExtractor`
                 ):
-        super().__init__(layers, input_size)
+        super().__init__(layers, input_size, input_norm)
         if pos_interp not in ('dino', 'exact'): raise ValueError(f"pos_interp={pos_interp!r}: expected 'dino' or 'exact'")
         self.vit, self.pos_interp = vit, pos_interp
         depth = len(vit.blocks)
@@ -170,6 +182,7 @@ class DinoExtractor(FeatureExtractor):
                         layers:tuple=(3, 6, 9, 12), input_size:int|tuple|None=512, pos_interp:str='dino',
                         num_heads:int|None=None,      # attention heads (default dim/64)
                         weights_only:bool=True,       # torch.load safety flag
+                        input_norm:str='imagenet',    # 'imagenet' (scoring) or 'raw' (ADS)
                        ):
         "Build the ViT from the checkpoint's own shapes and load its weights (no network)."
         sd = dino_state_dict(load_state_file(path, weights_only))
@@ -177,12 +190,12 @@ class DinoExtractor(FeatureExtractor):
         vit.load_state_dict(sd, strict=False)  # keys were filtered to the ViT's own
         missing = set(vit.state_dict()) - set(sd)
         if missing: raise ValueError(f"{path}: checkpoint lacks {sorted(missing)[:5]}")
-        return cls(vit, layers, input_size, pos_interp)
+        return cls(vit, layers, input_size, pos_interp, input_norm)
 
     @classmethod
     def tiny(cls, dim:int=32, depth:int=4, patch:int=8, heads:int=2, grid:int=4, # a small random ViT
              layers:tuple|None=None,  # default: 4 evenly spaced blocks (depth 12 -> 3,6,9,12)
-             input_size:int|tuple|None=64, pos_interp:str='dino', seed:int=0):
+             input_size:int|tuple|None=64, pos_interp:str='dino', seed:int=0, input_norm:str='imagenet'):
         "Random-weight ViT with DINO's layout, for tests (deterministic per seed)."
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -190,7 +203,7 @@ class DinoExtractor(FeatureExtractor):
             with torch.no_grad():  # timm zero-inits cls_token/biases: give them content so tests see them
                 vit.cls_token.normal_(0, 0.02); vit.pos_embed.normal_(0, 0.5)
         layers = layers or tuple(sorted({max(1, round(depth * k / 4)) for k in range(1, 5)}))
-        return cls(vit, layers, input_size, pos_interp)
+        return cls(vit, layers, input_size, pos_interp, input_norm)
 
 # %% ../nbs/07_features.ipynb #c023
 class TimmExtractor(FeatureExtractor):
@@ -200,9 +213,10 @@ class TimmExtractor(FeatureExtractor):
                  pretrained_file:str|Path|None=None, # local weights (.pth/.safetensors); None: random init
                  input_size:int|tuple|None=None,  # input resize (None: keep)
                  seed:int=0,                      # init seed when random
+                 input_norm:str='imagenet',       # 'imagenet' (scoring) or 'raw' (ADS): see `FeatureExtractor`
                  **model_kw,                      # passed to timm.create_model (e.g. zero_init_last=False)
                 ):
-        super().__init__(layers, input_size)
+        super().__init__(layers, input_size, input_norm)
         kw = dict(features_only=True, out_indices=self.layers, **model_kw)
         if pretrained_file is not None:
             if not Path(pretrained_file).is_file():
@@ -270,8 +284,9 @@ class FilterBankExtractor(FeatureExtractor):
     def __init__(self, layers:tuple=(1, 2, 3),        # scales k = 1, 2, ... give maps at stride 2**k
                  input_size:int|tuple|None=None,      # input resize (None: keep)
                  n_orient:int=4,                      # Gabor orientations
+                 input_norm:str='imagenet',           # 'imagenet' (scoring) or 'raw' (ADS): see `FeatureExtractor`
                 ):
-        super().__init__(layers, input_size)
+        super().__init__(layers, input_size, input_norm)
         if min(self.layers) < 1: raise ValueError(f"layers={self.layers}: expected scales >= 1")
         sob = torch.tensor([[-1., 0, 1], [-2, 0, 2], [-1, 0, 1]]) / 8
         self.register_buffer('sobel', torch.stack([sob, sob.T])[:, None], persistent=False)

@@ -322,7 +322,7 @@ def save_extractor(ext, folder)->Path:
     "Write a feature extractor as a JSON spec, plus its weights or a reference to the unchanged file they came from."
     from glad_nb.features import DinoExtractor, TimmExtractor, FilterBankExtractor
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    spec = dict(layers=list(ext.layers), input_size=ext.input_size)
+    spec = dict(layers=list(ext.layers), input_size=ext.input_size, input_norm=getattr(ext, 'input_norm', 'imagenet'))
     if isinstance(ext, DinoExtractor):
         spec.update(kind='dino', pos_interp=ext.pos_interp, num_heads=ext.vit.blocks[0].attn.num_heads)
         src = getattr(ext, 'source', None)
@@ -353,13 +353,15 @@ def load_extractor(folder):
     spec = read_json(folder/'extractor.json', 'extractor spec')
     layers, size = tuple(spec['layers']), spec['input_size']
     if spec.get('kind') == 'dino':
-        if 'weights' in spec: return _referenced_dino(spec, folder, layers, size)
-        return DinoExtractor.from_checkpoint(folder/'weights.safetensors', layers, size, spec['pos_interp'], num_heads=spec['num_heads'])
-    if spec.get('kind') == 'timm':
+        if 'weights' in spec: ext = _referenced_dino(spec, folder, layers, size)
+        else: ext = DinoExtractor.from_checkpoint(folder/'weights.safetensors', layers, size, spec['pos_interp'], num_heads=spec['num_heads'])
+    elif spec.get('kind') == 'timm':
         ext = TimmExtractor(spec['name'], layers, input_size=size)
-        ext.model.load_state_dict(load_file(str(folder/'weights.safetensors'))); return ext
-    if spec.get('kind') == 'filterbank': return FilterBankExtractor(layers, size)
-    raise ValueError(f"{folder/'extractor.json'}: unknown extractor kind {spec.get('kind')!r}")
+        ext.model.load_state_dict(load_file(str(folder/'weights.safetensors')))
+    elif spec.get('kind') == 'filterbank': ext = FilterBankExtractor(layers, size)
+    else: raise ValueError(f"{folder/'extractor.json'}: unknown extractor kind {spec.get('kind')!r}")
+    ext.input_norm = spec.get('input_norm', 'imagenet')
+    return ext
 
 # %% ../nbs/11_pipeline.ipynb #c021
 MODEL_JSON = 'glad_model.json'
