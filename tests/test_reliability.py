@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import glad_nb.cli as cli
+import glad_nb.commands as commands
 from glad_nb.cli import main
 from glad_nb.runs import read_run, open_run
 from conftest import SMALL
@@ -236,7 +237,7 @@ def test_predict_skips_unreadable_images_and_keeps_names_apart(capsys, trained_r
 
 def test_unexpected_errors_are_one_line_with_the_traceback_in_a_file(capsys, monkeypatch, tmp_path):
     def boom(args): raise ZeroDivisionError('division by zero in a bug')
-    monkeypatch.setitem(cli.COMMANDS, 'demo', boom)
+    monkeypatch.setitem(commands.COMMANDS, 'demo', boom)
     rc, line, _ = run(capsys, 'demo', '--out', tmp_path/'o')
     assert rc == 1 and 'unexpected error: ZeroDivisionError: division by zero in a bug' in line
     log = Path(line.split('traceback in ')[1].split(';')[0])
@@ -249,7 +250,7 @@ def test_interrupt_says_whether_there_is_anything_to_resume(capsys, monkeypatch,
     def interrupted(args):
         args._run = open_run(tmp_path/'o', 'demo', dict(seed=0), ('seed',))[0]
         raise KeyboardInterrupt
-    monkeypatch.setitem(cli.COMMANDS, 'demo', interrupted)
+    monkeypatch.setitem(commands.COMMANDS, 'demo', interrupted)
     rc, line, _ = run(capsys, 'demo', '--out', tmp_path/'o')
     assert rc == 130 and 'no checkpoint was written yet' in line
     assert read_run(tmp_path/'o')['attempts'][-1]['status'] == 'interrupted'
