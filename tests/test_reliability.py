@@ -286,3 +286,12 @@ def test_ctrl_c_exits_130_and_the_rerun_ends_where_an_uninterrupted_run_ends(tin
     wa, wb = (load_file(next((tmp_path/r/'pcb1'/'model'/'backbone'/'unet').glob('*.safetensors'))) for r in 'ab')
     assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa)
     assert [a['status'] for a in read_run(tmp_path/'a')['attempts']] == ['interrupted', 'done']
+
+def test_predict_warns_about_squashed_or_tiny_images(capsys, trained_run, tiny_inputs, tmp_path):
+    from PIL import Image
+    imgs = tmp_path/'odd'; imgs.mkdir()
+    Image.new('RGB', (96, 30), (120, 90, 60)).save(imgs/'wide.png'); Image.new('RGB', (10, 10), (120, 90, 60)).save(imgs/'tiny.png')
+    with pytest.warns(UserWarning) as rec:
+        assert main(['predict', '--model', str(trained_run/'pcb1'/'model'), '--images', str(imgs), '--out', str(tmp_path/'p')]) == 0
+    msgs = ' '.join(str(w.message) for w in rec)
+    assert 'wide.png is 96x30: aspect ratio beyond 2:1' in msgs and 'tiny.png is 10x10: smaller than half' in msgs
