@@ -26,6 +26,53 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def synthetic_cache(n:int=100,          # images
+                    size:int=256,       # map size S
+                    grid=32,            # distance grid side h = w: one int, or one per layer
+                    layers:tuple=(3, 6, 9, 12),
+                    K:int=10,           # ADS grid steps (reference grid from T0 = 750)
+                    anomalous:float=0.5,# share of anomalous images
+                    seed:int=0):
+    "A plausible `ScoreCache` without any model (the benchmark's stand-in for a run of any size)."
+    import torch, torch.nn.functional as F
+    from glad_nb.core import torch_generator
+    from glad_nb.schedule import reference_grid
+    from glad_nb.pipeline import ScoreCache
+    g = torch_generator(seed)
+    rnd = lambda *s: torch.rand(*s, generator=g)
+    n_bad = min(max(1, round(n * anomalous)), n - 1) if n > 1 else 1
+    labels = torch.zeros(n, dtype=torch.long); labels[:n_bad] = 1
+    base = F.interpolate(rnd(n, 3, 8, 8), size=(size, size), mode='bicubic', align_corners=False)
+    images = (base * 0.6 + 0.2 + 0.15 * rnd(n, 3, size, size)).clamp(0, 1)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing='ij')
+    masks = torch.zeros(n, size, size)
+    for i in range(n_bad):
+        cy, cx, ry, rx = 0.2 + 0.6 * rnd(1), 0.2 + 0.6 * rnd(1), 0.04 + 0.1 * rnd(1), 0.04 + 0.1 * rnd(1)
+        masks[i] = (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1).float()
+    recons = torch.where(masks[:, None] > 0, base * 0.6 + 0.27, images)
+    grids = [grid] * len(layers) if isinstance(grid, int) else list(grid)
+    if len(grids) != len(layers): raise ValueError(f"grid={grid!r}: expected an int or one size per layer ({len(layers)})")
+    fwd, rev = [], []
+    for l, h in enumerate(grids):
+        bump = F.adaptive_avg_pool2d(masks[:, None], h)[:, 0]
+        d = 0.05 + 0.05 * rnd(n, h, h) + (0.2 + 0.1 * l) * bump
+        fwd.append(d); rev.append(0.8 * d + 0.02 * rnd(n, h, h))
+    ts = reference_grid(750, K)
+    s = 0.05 + torch.arange(K)[None] * (0.02 + 0.04 * labels[:, None]) + 0.02 * rnd(n, K)
+    fired = (s > 0.35) | (ts[None] < 350)
+    first = torch.where(fired.any(1), fired.float().argmax(1), torch.full((n,), K - 1))
+    ads = torch.where(torch.arange(K)[None] <= first[:, None], s, torch.full_like(s, float('nan')))
+    hz = max(1, size // 8)
+    fusion = torch.sigmoid(F.adaptive_avg_pool2d(masks[:, None], hz)[:, 0] * 2 + 0.1 * rnd(n, hz, hz))
+    fell = s[torch.arange(n), first] <= 0.35
+    fusion[fell] = 0.                                            # t_min fallback: the input's estimate, no fusion
+    u8 = lambda t: (t.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+    return ScoreCache(images=u8(images), recons=u8(recons), masks=masks.to(torch.uint8), labels=labels, layers=tuple(layers),
+                      fwd=fwd, rev=rev, steps=ts[first], ads_scores=ads.float(), fusion=fusion.float(), fused=~fell,
+                      paths=[f'synthetic/{i:03d}.png' for i in range(n)], defects=['blob' if l else 'good' for l in labels.tolist()],
+                      grid=ts.tolist())
+
+
 def ms(f):
     t = time.perf_counter(); r = f(); return (time.perf_counter() - t) * 1000, r
 
@@ -43,7 +90,8 @@ def main(argv=None):
     import torch
     from glad_nb.core import GLADConfig
     from glad_nb.pipeline import score_cache
-    from glad_nb.dashboard import synthetic_cache, run_explorer, run_metrics, _free_cores
+    from glad_nb.dashboard import run_explorer, _free_cores
+    from glad_nb.metrics import evaluate_category
 
     print(f"glad_nb dashboard benchmark: {args.n} images, maps {args.size}x{args.size}, grids {args.grid}x{args.grid} x 4 layers")
     print(f"python {platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
@@ -80,8 +128,8 @@ def main(argv=None):
               f"{med('figures'):>5.0f} ms   {statistics.median(ref):>8.0f} ms")
 
     maps, scores = rx.rescorer(rx.scoring_cfg())
-    t_exact, _ = ms(lambda: run_metrics(scores, cache.labels, maps, cache.masks, 1))
-    t_prev, _ = ms(lambda: run_metrics(scores, cache.labels, maps, cache.masks, rx.stride))
+    t_exact, _ = ms(lambda: evaluate_category(scores, cache.labels, maps, cache.masks, stride=1, curves=True))
+    t_prev, _ = ms(lambda: evaluate_category(scores, cache.labels, maps, cache.masks, stride=rx.stride, curves=True))
     print(f"\nmetrics alone: preview (stride {rx.stride}) {t_prev:.0f} ms, exact (stride 1) {t_exact:.0f} ms")
     notes = {'foreground': "the first 'dark'/'bright' computes the object mask once (Otsu, dilation, blur); later moves reuse it",
              'pixel v': "the first v > 0 at a given sigma blurs the pixel difference once; later moves reuse it"}

@@ -15,7 +15,7 @@ from .features import FeatureExtractor, TimmExtractor, INPUT_NORMS, nn_distance
 
 # %% auto #0
 __all__ = ['ads_extractor', 'ads_map', 'ads_score', 'saff_mask', 'blend_x0', 'saff_fuse', 'x0_estimates', 'ads_decide',
-           'initial_noise', 'start_latents', 'ReconResult', 'ads_reconstruct']
+           'initial_noise', 'start_latents', 'ads_step', 'ReconResult', 'ads_reconstruct']
 
 # %% ../nbs/08_ads.ipynb #c007
 def ads_extractor(extractor:FeatureExtractor, # any glad_nb feature extractor
@@ -134,7 +134,7 @@ def initial_noise(noise,           # None, a (B,C,h,w) tensor, or a list of B te
     if tuple(noise.shape) != shape: raise ValueError(f"noise of shape {tuple(noise.shape)}: expected {shape} (one latent-shaped draw per sample)")
     return noise.float()
 
-# %% ../nbs/08_ads.ipynb #g_code
+# %% ../nbs/08_ads.ipynb #c027
 def start_latents(backbone,              # a glad_nb Backbone (its `encode`)
                   x:Tensor,              # (B,3,H,W) images in [-1,1]
                   z0_mode:str='mean',    # VAE posterior: 'mean' | 'sample' (the authors')
@@ -155,7 +155,33 @@ def start_latents(backbone,              # a glad_nb Backbone (its `encode`)
     z0 = torch.cat(z0s)
     return z0, (torch.cat(eps) if noise is None else initial_noise(noise, z0.shape)).to(z0.device, torch.float32)
 
-# %% ../nbs/08_ads.ipynb #c027
+# %% ../nbs/08_ads.ipynb #c030
+def ads_step(backbone,        # decodes latents (`backbone.decode`)
+             view,            # the ADS extractor (`ads_extractor`)
+             z_t:Tensor,      # (n,C,h,w) latents of the watched samples at step t
+             z0:Tensor,       # (n,C,h,w) their encoded inputs
+             eps:Tensor,      # (n,C,h,w) their noise draws
+             eps_hat:Tensor,  # (n,C,h,w) the UNet's prediction at t
+             alpha_bar_t,     # ᾱ_t
+             t:int,           # the grid step
+             cfg:GLADConfig,  # ads_layer, ads_input, ads_topk, t_min, saff
+             tau,             # τ (a 0-d tensor in the ADS dtype)
+             dtype=torch.float32, # ADS arithmetic (float16: the authors')
+            )->dict:          # A, s, fuse, fall, done; m and z0 (the new ẑ0) for the `done` samples
+    "One ADS decision: estimates -> decode -> map -> score -> decide -> fuse."
+    z_gen, z_in = x0_estimates(z_t, z0, eps, eps_hat, alpha_bar_t)                 # the prior's and the input's x0
+    xs = backbone.decode(torch.cat([z_in, z_gen]))                                  # both in one VAE batch
+    A = ads_map(view, xs[:len(z_t)], xs[len(z_t):], cfg.ads_layer, input_norm=cfg.ads_input, dtype=dtype)
+    s = ads_score(A, cfg.ads_topk)                                                  # how far the prior drifted
+    fuse, fall = ads_decide(s, t, tau, cfg.t_min)                                   # s > τ, or below the floor
+    done, m, z_new = fuse | fall, None, None
+    if done.any():
+        m = saff_mask(A[done], z0.shape[-2:], cfg.saff, tau)   # SAFF weight of ẑ0_gen, in the map's dtype
+        m[fall[done]] = 0.                                      # the fallback takes ẑ0_in alone
+        z_new = blend_x0(z_gen[done], z_in[done], m)            # float32 by promotion
+    return dict(A=A, s=s, fuse=fuse, fall=fall, done=done, m=m, z0=z_new)
+
+# %% ../nbs/08_ads.ipynb #c034
 @dataclass
 class ReconResult:
     "Output of `ads_reconstruct` for a batch of B images (grid of K steps)."
@@ -185,7 +211,7 @@ def _check_grid(grid, T0:int)->Tensor:
         raise ValueError(f"grid={g.tolist()}: expected strictly descending timesteps in 0..T0 (T0={T0})")
     return g
 
-# %% ../nbs/08_ads.ipynb #c028
+# %% ../nbs/08_ads.ipynb #c035
 @torch.no_grad()
 def ads_reconstruct(backbone,                # a glad_nb Backbone (encode/decode/predict_eps/alphas_cumprod/unet)
                     extractor,               # feature extractor with `cfg.ads_layer` among its layers (None allowed if τ = 0)
@@ -233,22 +259,15 @@ def ads_reconstruct(backbone,                # a glad_nb Backbone (encode/decode
             z0_hat = x0_from_eps(z, eps_hat, ab_t[k])
             idx = active.nonzero().squeeze(1)
             if len(idx):
-                n = len(idx)
-                z_gen, z_in = x0_estimates(z[idx], z0[idx], eps[idx], eps_hat[idx], ab_t[k])
-                xs = backbone.decode(torch.cat([z_in, z_gen]))
-                A = ads_map(view, xs[:n], xs[n:], cfg.ads_layer, input_norm=cfg.ads_input, dtype=tdt)
+                st = ads_step(backbone, view, z[idx], z0[idx], eps[idx], eps_hat[idx], ab_t[k], t, cfg, tau, tdt)
+                A, done = st['A'], st['done']
                 n_dec[idx.cpu()] += 2; n_feat[idx.cpu()] += 2
                 if amap.numel() == 0: amap = torch.full((B, 1, *A.shape[-2:]), float('nan'), device=dev)
-                s = ads_score(A, cfg.ads_topk)
-                scores[idx, k] = s.float()
-                fuse, fall = ads_decide(s, t, tau, cfg.t_min)
-                done = fuse | fall
+                scores[idx, k] = st['s'].float()
                 if done.any():
-                    m = saff_mask(A[done], hw, cfg.saff, tau)   # in the map's dtype (float16 with half_ads)
-                    m[fall[done]] = 0.
                     j = idx[done]
-                    z0_hat[j] = blend_x0(z_gen[done], z_in[done], m)  # float32 by promotion
-                    mask[j], amap[j], step[j], fused[j] = m.float(), A[done, None].float(), t, fuse[done]
+                    z0_hat[j] = st['z0']
+                    mask[j], amap[j], step[j], fused[j] = st['m'].float(), A[done, None].float(), t, st['fuse'][done]
                     active[j] = False
             z = q_sample(z0_hat, eps_hat, ab_prev[k])
         recon = backbone.decode(z).float()

@@ -15,8 +15,8 @@ from PIL import Image
 __all__ = ['IN_TEST', 'MVTEC_CATEGORIES', 'MPDD_CATEGORIES', 'VISA_CATEGORIES', 'PCBBANK_CATEGORIES', 'PAPER_PRESETS',
            'MULTI_PRESETS', 'DARK_FOREGROUND', 'BRIGHT_FOREGROUND', 'SCORE_FOREGROUND', 'REVERSE_CATEGORIES',
            'ADAPT_NO_PENALTY', 'ADAPT_SETTINGS', 'DATASET_CATEGORIES', 'GLADConfig', 'TrainConfig', 'synth_foreground',
-           'preset', 'seed_everything', 'torch_generator', 'default_device', 'default_dtype', 'image_key', 'read_image',
-           'read_mask', 'write_image']
+           'preset', 'otsu_threshold', 'otsu_foreground', 'seed_everything', 'torch_generator', 'default_device',
+           'default_dtype', 'image_key', 'read_image', 'read_mask', 'write_image']
 
 # %% ../nbs/00_core.ipynb #c004
 IN_TEST = bool(os.environ.get('IN_TEST'))  # True while nbdev-test (or pytest with IN_TEST=1) runs
@@ -40,9 +40,11 @@ class _Config:
         return json.loads(json.dumps(asdict(self), default=list))
     @classmethod
     def from_dict(cls, d:dict):
-        "Build from `to_dict` output, ignoring unknown keys."
+        "Build from `to_dict` output, ignoring unknown keys (and filling fields that older versions did not write)."
         names = {f.name for f in dataclasses.fields(cls)}
         d = {k:(tuple(v) if isinstance(v, list) else v) for k,v in d.items() if k in names}
+        for k, fill in getattr(cls, '_filled', {}).items():
+            if k in names and k not in d: d[k] = fill(d)
         return cls(**d)
 
 # %% ../nbs/00_core.ipynb #c007
@@ -69,6 +71,7 @@ class GLADConfig(_Config):
     pixel_weight:float=0.0    # v, weight of the pixel term
     layers:tuple=(3,6,9,12)   # feature blocks summed into the anomaly map
     reverse:bool=False        # also add the reconstruction -> input direction
+    reverse_reduce:str='sum'  # how the two directions combine (GLAD.md §5.3): sum (single-class) | mean (multi-class)
     foreground:str='none'     # soft object mask in scoring: none | dark | bright
     synth_foreground:str='none' # Otsu foreground for ATP synthesis: none | dark | bright
     image_size:int=512        # diffusion input size
@@ -96,11 +99,15 @@ class GLADConfig(_Config):
         _check('score_topk', self.score_topk, self.score_topk >= 0, "an integer >= 0 (0 = max)")
         _check('pixel_weight', self.pixel_weight, self.pixel_weight >= 0, "a float >= 0")
         _check('layers', self.layers, len(self.layers) > 0 and all(l >= 1 for l in self.layers), "a non-empty tuple of block indices >= 1")
+        _choice('reverse_reduce', self.reverse_reduce, {'sum','mean'})
         _choice('foreground', self.foreground, {'none','dark','bright'})
         _choice('synth_foreground', self.synth_foreground, {'none','dark','bright'})
         _check('image_size', self.image_size, self.image_size >= 8 and self.image_size % 8 == 0, "a multiple of 8, >= 8")
         _check('feature_size', self.feature_size, self.feature_size >= 8, "an integer >= 8")
         _choice('mask_binarize', self.mask_binarize, {'gt0.5','int'})
+
+# configs saved before `reverse_reduce` existed: the only multi-class preset ever written was 'paper-multi'
+GLADConfig._filled = dict(reverse_reduce=lambda d: 'mean' if d.get('preset') == 'paper-multi' else 'sum')
 
 # %% ../nbs/00_core.ipynb #c010
 @dataclass
@@ -206,7 +213,7 @@ def preset(dataset:str,          # mvtec | mpdd | visa | pcbbank
     authors = dict(z0_mode='sample', half_ads=True)  # the paper presets reproduce the authors' code (GLAD.md §11)
     if setting == 'multi':
         T0, tau, v, t_min, ck, ep = MULTI_PRESETS[dataset]
-        return GLADConfig(**common, **authors, preset='paper-multi', tuned_on_test=True, T0=T0, K=25, tau=tau, pixel_weight=v,
+        return GLADConfig(**common, **authors, preset='paper-multi', tuned_on_test=True, T0=T0, K=25, tau=tau, pixel_weight=v, reverse_reduce='mean',
                           t_min=t_min, ckpt_step=ck, dino_epoch=ep, feature_size=256)
     T0, tau, v, t_min, ck, ep = PAPER_PRESETS[dataset][category]
     fs = 256 if small else 512
@@ -218,6 +225,43 @@ def preset(dataset:str,          # mvtec | mpdd | visa | pcbbank
                       pixel_weight=v, t_min=t_min, ckpt_step=ck, dino_epoch=ep, feature_size=fs)
 
 # %% ../nbs/00_core.ipynb #c020
+from torch import Tensor
+
+_LUMA = (0.299, 0.587, 0.114)
+
+def _gray_levels(x:Tensor)->Tensor:
+    "(B,1,H,W) integer gray levels 0..255 from (B,3,H,W) or (B,1,H,W) images in [-1, 1]."
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"expected images of shape (B,3,H,W) or (B,1,H,W), got {tuple(x.shape)}")
+    x01 = ((x.float() + 1) / 2).clamp(0, 1)
+    if x.shape[1] == 3: x01 = sum(c * x01[:, i:i + 1] for i, c in enumerate(_LUMA))
+    return (x01 * 255).round().long()
+
+def otsu_threshold(x:Tensor, # (B,3,H,W) or (B,1,H,W) images in [-1, 1]
+                  )->Tensor: # (B,) gray level in 0..255; 'bright' foreground is level > threshold
+    "Per-image Otsu threshold of the 8-bit grayscale image."
+    q = _gray_levels(x).flatten(1)
+    hist = torch.zeros(q.shape[0], 256, dtype=torch.float64, device=q.device).scatter_add_(1, q, torch.ones_like(q, dtype=torch.float64))
+    lv = torch.arange(256, dtype=torch.float64, device=q.device)
+    w1, w2 = hist.cumsum(1), hist.flip(1).cumsum(1).flip(1)
+    m1 = (hist * lv).cumsum(1) / w1
+    m2 = (hist * lv).flip(1).cumsum(1).flip(1) / w2
+    var = (w1[:, :-1] * w2[:, 1:] * (m1[:, :-1] - m2[:, 1:]) ** 2).nan_to_num(0.0)
+    return var.argmax(1)
+
+def otsu_foreground(x:Tensor,          # (B,3,H,W) or (B,1,H,W) images in [-1, 1]
+                    mode:str='dark',   # 'dark' (object below the threshold) | 'bright' (above) | 'none' (all)
+                   )->Tensor:          # (B,1,H,W) float32 in {0, 1}
+    "Binary object mask by Otsu's threshold, per image."
+    if mode not in ('dark', 'bright', 'none'):
+        raise ValueError(f"foreground mode {mode!r}: expected 'dark', 'bright' or 'none'")
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"expected images of shape (B,3,H,W) or (B,1,H,W), got {tuple(x.shape)}")
+    if mode == 'none': return torch.ones(x.shape[0], 1, *x.shape[2:], device=x.device)
+    q, t = _gray_levels(x), otsu_threshold(x)[:, None, None, None]
+    return (q > t if mode == 'bright' else q <= t).float()
+
+# %% ../nbs/00_core.ipynb #c025
 def seed_everything(seed:int=0, # the seed for python, numpy and torch
                     deterministic:bool=False, # also ask torch for deterministic kernels
                    ):
@@ -232,7 +276,7 @@ def torch_generator(seed:int, device='cpu')->torch.Generator:
     "A seeded `torch.Generator` on `device`."
     g = torch.Generator(device=device); g.manual_seed(int(seed)); return g
 
-# %% ../nbs/00_core.ipynb #c022
+# %% ../nbs/00_core.ipynb #c027
 def default_device(name:str|None=None)->torch.device:
     "The device to use: `name` if given, else cuda, then mps, then cpu."
     if name not in (None, '', 'auto'):
@@ -258,7 +302,7 @@ def default_dtype(device:torch.device|str='cpu', # where the model runs
     if device.type == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
 
-# %% ../nbs/00_core.ipynb #c025
+# %% ../nbs/00_core.ipynb #c030
 def _open(path):
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"image file not found: {path}")

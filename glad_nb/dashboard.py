@@ -4,85 +4,34 @@
 
 # %% ../nbs/12_dashboard.ipynb #c003
 from __future__ import annotations
-import base64, inspect, io, json, os, threading, time
-from collections import OrderedDict
+import os, threading, time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from PIL import Image
 import ipywidgets as W
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
-from scipy import ndimage
-from .core import GLADConfig, DATASET_CATEGORIES, preset, torch_generator
-from .schedule import sd14_scheduler, pixel_scheduler, alphas_cumprod, snr_db, q_sample, reference_grid, grid_alphas
-from .synthesis import perlin_noise, otsu_foreground, augment_source, grid_shuffle, blend, TextureSource
-from .metrics import METRICS, PixelRanks, evaluate_category
-from .score import gaussian_blur, pixel_term, image_score
-from .features import IMAGENET_MEAN, IMAGENET_STD
-from .pipeline import ScoreCache, score_cache
+from .core import GLADConfig, DATASET_CATEGORIES, preset
+from .images import fit_size, png_uri, thin
+from .schedule import GRID_KINDS, SCHEDULES, schedule_alphas, schedule_table, noised_views
+from .synthesis import SOURCES, synthesis_view
+from .metrics import METRICS, evaluate_category
+from .score import Rescorer
+from .pipeline import ScoreCache, read_result
+from .experiments import SWEEP_PARAMS, sweep
+from .figures import (schedule_figure, strip_figure, synthesis_figure, html_table, metrics_table, image_panels, image_title,
+                             image_figure, ads_trace, ads_figure, curve_traces, curves_figure, sweep_figure)
 
 # %% auto #0
-__all__ = ['GRID_KINDS', 'SCHEDULES', 'SOURCES', 'SYNTH_COLUMNS', 'PANELS', 'CURVES', 'SWEEP_PARAMS', 'to_hwc', 'fit_size',
-           'png_uri', 'mosaic', 'thin', 'Dashboard', 'torch_threads', 'timestep_grid', 'schedule_alphas',
-           'schedule_table', 'noised_views', 'schedule_figure', 'strip_figure', 'demo_images', 'ScheduleExplorer',
-           'schedule_explorer', 'synthesis_view', 'synthesis_figure', 'SynthesisExplorer', 'synthesis_explorer',
-           'upsample_matrix', 'blur_matrix', 'Rescorer', 'synthetic_cache', 'preview_stride', 'run_metrics',
-           'html_table', 'metrics_table', 'image_panels', 'image_title', 'image_figure', 'ads_trace', 'ads_figure',
-           'curve_traces', 'curves_figure', 'RunCategory', 'load_run', 'as_runs', 'RunExplorer', 'run_explorer',
-           'SweepCancelled', 'sweep', 'sweep_marks', 'sweep_values', 'sweep_figure', 'SweepPanel', 'sweep_panel']
+__all__ = ['Dashboard', 'torch_threads', 'demo_images', 'ScheduleExplorer', 'schedule_explorer', 'SynthesisExplorer',
+           'synthesis_explorer', 'preview_stride', 'RunCategory', 'load_run', 'as_runs', 'RunExplorer', 'run_explorer',
+           'sweep_marks', 'sweep_values', 'SweepPanel', 'sweep_panel']
 
 # %% ../nbs/12_dashboard.ipynb #c006
-def to_hwc(x, # (3,H,W) or (1,H,W) or (H,W): uint8 as stored in a `ScoreCache`, or float in [-1,1]
-          )->np.ndarray: # (H,W,3) uint8
-    "An image as an (H,W,3) uint8 array, whatever tensor form it came in."
-    t = torch.as_tensor(x).detach().cpu()
-    if t.ndim == 2: t = t[None]
-    if t.ndim != 3 or t.shape[0] not in (1, 3): raise ValueError(f"expected an image (3,H,W), (1,H,W) or (H,W), got {tuple(t.shape)}")
-    if t.dtype != torch.uint8: t = ((t.float().clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8)
-    return t.expand(3, *t.shape[1:]).permute(1, 2, 0).contiguous().numpy()
-
-def fit_size(x:Tensor,    # (..., H, W) images or maps (any dtype)
-             side:int,    # largest side wanted
-            )->Tensor:    # float32, shrunk (antialiased) if larger than `side`, else unchanged
-    "Shrink images or maps so that neither side exceeds `side` (for display only)."
-    x = torch.as_tensor(x)
-    h, w = x.shape[-2:]
-    f = side / max(h, w)
-    if f >= 1: return x.float()
-    lead = x.shape[:-2]
-    y = F.interpolate(x.reshape(-1, 1, h, w).float(), size=(max(1, round(h * f)), max(1, round(w * f))), mode='area')
-    return y.reshape(*lead, *y.shape[-2:])
-
-def png_uri(a:np.ndarray)->str:
-    "A data: URI holding `a` ((H,W,3) or (H,W) uint8) as PNG."
-    buf = io.BytesIO(); Image.fromarray(np.ascontiguousarray(a)).save(buf, format='PNG', compress_level=6)
-    return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
-
-def mosaic(rows:list, # rows of (H,W,3) uint8 tiles, all of one size
-           gap:int=2, fill:int=255)->np.ndarray:
-    "Tiles laid out in a grid with `gap` pixels between them."
-    h, w = rows[0][0].shape[:2]
-    nr, nc = len(rows), max(len(r) for r in rows)
-    out = np.full((nr * h + (nr - 1) * gap, nc * w + (nc - 1) * gap, 3), fill, np.uint8)
-    for i, r in enumerate(rows):
-        for j, t in enumerate(r): out[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = t
-    return out
-
-def thin(x, y, n:int=400)->tuple:
-    "At most `n` points of a curve, end points kept (for plotting only)."
-    x, y = np.asarray(x), np.asarray(y)
-    if len(x) <= n: return x, y
-    i = np.unique(np.linspace(0, len(x) - 1, n).round().astype(int))
-    return x[i], y[i]
-
-# %% ../nbs/12_dashboard.ipynb #c009
 class Dashboard:
     "Base of the dashboards: a root widget, muted callbacks while controls are set programmatically."
     widget:W.Widget = None
@@ -120,86 +69,10 @@ def torch_threads(n:int|str|None):
     finally:
         if n: torch.set_num_threads(old)
 
-def _image_trace(a:np.ndarray, **kw)->go.Image: return go.Image(source=png_uri(a), hoverinfo='skip', **kw)
-
 def _status(msg:str, error:bool=False)->str:
     return f"<span style='color:{'#b00' if error else '#555'};font-size:12px'>{msg}</span>"
 
-# %% ../nbs/12_dashboard.ipynb #c011
-GRID_KINDS = ('reference', 'linspace', 'trailing')
-SCHEDULES = ('sd14', 'pixel')
-
-def timestep_grid(T0:int,  # start step, 1..999
-                  K:int,   # number of DDIM steps, 1..T0
-                  kind:str='reference', # 'reference' (the authors' 1 + ⌊T0/K⌋·k) | 'linspace' (T0 .. 1) | 'trailing' (T0, T0 - T0/K, ...)
-                 )->Tensor: # (K,) int64, strictly descending
-    "A DDIM timestep grid from T0: the authors' reference grid or one of two alternatives."
-    g = reference_grid(T0, K)   # validates T0 and K
-    if kind == 'reference': return g
-    if kind == 'linspace': return torch.linspace(T0, 1, K, dtype=torch.float64).round().long()
-    if kind == 'trailing': return (T0 - torch.arange(K, dtype=torch.float64) * T0 / K).round().long()
-    raise ValueError(f"grid kind {kind!r}: expected one of {GRID_KINDS}")
-
-@lru_cache(maxsize=None)
-def schedule_alphas(schedule:str='sd14', # 'sd14' (Stable Diffusion 1.4) | 'pixel' (the CPU demo's linear schedule)
-                   )->Tensor:             # (1000,) float64 ᾱ
-    "ᾱ of one of glad_nb's two noise schedules."
-    if schedule not in SCHEDULES: raise ValueError(f"schedule {schedule!r}: expected one of {SCHEDULES}")
-    return alphas_cumprod(sd14_scheduler() if schedule == 'sd14' else pixel_scheduler())
-
-def schedule_table(T0:int, K:int, kind:str='reference', schedule:str='sd14')->pd.DataFrame:
-    "One row per DDIM step: t, ᾱ_t, the ᾱ DDIM moves to, SNR in dB."
-    g = timestep_grid(T0, K, kind)
-    ab = schedule_alphas(schedule)
-    ab_t, ab_prev = grid_alphas(g, ab)
-    return pd.DataFrame(dict(t=g.numpy(), alpha_bar=ab_t.numpy(), alpha_bar_next=ab_prev.numpy(), snr_db=snr_db(ab_t).numpy()),
-                        index=pd.RangeIndex(len(g), name='step'))
-
-# %% ../nbs/12_dashboard.ipynb #c014
-def noised_views(x:Tensor,   # (3,H,W) image in [-1,1]
-                 T0:int, K:int, kind:str='reference', schedule:str='sd14',
-                 n_show:int=8,   # columns: the start at T0, then grid steps spread evenly
-                 seed:int=0,     # the one ε shared by every column
-                )->tuple:        # (timesteps list, (n,3,H,W) noised images in [-1,1])
-    "The image noised to T0 and to a spread of grid steps, with one noise draw."
-    x = torch.as_tensor(x).float()
-    if x.ndim != 3 or x.shape[0] != 3: raise ValueError(f"x of shape {tuple(x.shape)}: expected one (3,H,W) image in [-1,1]")
-    g = timestep_grid(T0, K, kind)
-    pick = torch.linspace(0, len(g) - 1, min(max(n_show - 1, 1), len(g))).round().long().unique()
-    ts = [int(T0)] + g[pick].tolist()
-    eps = torch.randn(x.shape, generator=torch_generator(seed))
-    ab = schedule_alphas(schedule)
-    xt = q_sample(x[None].expand(len(ts), -1, -1, -1), eps[None].expand(len(ts), -1, -1, -1), ab[torch.tensor(ts)])
-    return ts, xt.clamp(-1, 1)
-
-def schedule_figure(T0:int, K:int, kind:str='reference', schedule:str='sd14')->go.Figure:
-    "ᾱ_t and SNR over all 1000 steps, the grid's steps marked, T0 starred."
-    ab = schedule_alphas(schedule).numpy()
-    tab = schedule_table(T0, K, kind, schedule)
-    snr = snr_db(torch.as_tensor(ab)).numpy()
-    fig = make_subplots(1, 2, subplot_titles=('ᾱ_t', 'SNR (dB)'))
-    for c, y, yg in ((1, ab, tab.alpha_bar), (2, snr, tab.snr_db)):
-        fig.add_trace(go.Scatter(y=y, mode='lines', line=dict(color='#bbb'), name='ᾱ' if c == 1 else 'SNR', showlegend=False), 1, c)
-        fig.add_trace(go.Scatter(x=tab.t, y=yg, mode='markers', marker=dict(size=6, color='#1f77b4'), name='grid', showlegend=c == 1), 1, c)
-        fig.add_trace(go.Scatter(x=[T0], y=[y[T0]], mode='markers', marker=dict(size=12, symbol='star', color='#d62728'), name='T0 (start noise)', showlegend=c == 1), 1, c)
-    fig.update_xaxes(title_text='t')
-    fig.update_layout(width=760, height=280, margin=dict(l=40, r=10, t=30, b=40), legend=dict(orientation='h', y=-0.25))
-    return fig
-
-def strip_figure(images:Tensor, # (n,3,H,W) in [-1,1]
-                 labels:list,   # one label per image
-                 side:int=96)->go.Figure:
-    "A row of images as one picture, labelled underneath."
-    im = fit_size(images, side)
-    tiles = [to_hwc(t) for t in im]
-    fig = go.Figure(_image_trace(mosaic([tiles])))
-    w, gap = tiles[0].shape[1], 2
-    fig.update_xaxes(tickvals=[i * (w + gap) + w / 2 for i in range(len(tiles))], ticktext=[str(l) for l in labels], showgrid=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(width=min(980, 60 + len(tiles) * (w + gap)), height=im.shape[-2] + 70, margin=dict(l=10, r=10, t=10, b=40))
-    return fig
-
-# %% ../nbs/12_dashboard.ipynb #c016
+# %% ../nbs/12_dashboard.ipynb #c010
 def demo_images(n:int=3, size:int=128)->Tensor:
     "A few offline photos (scikit-image) as (n,3,size,size) images in [-1,1]."
     from skimage import data as skdata
@@ -260,53 +133,7 @@ def schedule_explorer(image=None,        # (3,H,W) image in [-1,1] (default: an 
     "The schedule explorer dashboard."
     return ScheduleExplorer(image, schedule, T0, K, kind, n_show, seed)
 
-# %% ../nbs/12_dashboard.ipynb #c020
-SOURCES = ('texture', 'structural')
-
-def synthesis_view(x:Tensor,             # (B,3,H,W) normal images in [-1,1]
-                   scales:tuple=(0, 5),  # Perlin lattice cells 2^k per axis, k ~ U{scales}
-                   threshold:float=0.3,  # mask = noise > threshold
-                   beta:float=0.5,       # share of the original kept inside the mask
-                   source:str='texture', # 'texture' | 'structural' (the image's own tiles, shuffled)
-                   foreground:str='none',# Otsu foreground: 'dark' | 'bright' | 'none'
-                   seed:int=0,           # all draws come from this seed
-                   augment:bool=True,    # apply 3 random augmentations to the source (as ATP does)
-                   textures=None,        # TextureSource, DTD folder or None (offline fallback)
-                  )->dict:               # noise, foreground, mask, source, anomaly (all (B,·,H,W))
-    "Each step of ATP's synthesis with its parameters fixed (GLAD.md section 3)."
-    if x.ndim != 4 or x.shape[1] != 3: raise ValueError(f"x of shape {tuple(x.shape)}: expected (B,3,H,W) images in [-1,1]")
-    if source not in SOURCES: raise ValueError(f"source {source!r}: expected one of {SOURCES}")
-    if not 0 <= beta <= 1: raise ValueError(f"beta={beta}: expected a value in [0, 1]")
-    B, _, H, Wd = x.shape
-    g = torch_generator(seed)
-    noise = perlin_noise(B, H, Wd, g, scales=tuple(int(s) for s in scales))
-    fg = otsu_foreground(x, foreground)
-    mask = (noise > threshold).float()[:, None] * fg
-    tex = textures if isinstance(textures, TextureSource) else _texture_source(textures)
-    src = tex.sample(B, H, Wd, g) if source == 'texture' else (x.float().clamp(-1, 1) + 1) / 2
-    if augment: src = augment_source(src, g)
-    if source == 'structural': src = grid_shuffle(src, 8, g)
-    anomaly = blend(x.float(), src * 2 - 1, mask, beta).clamp(-1, 1)
-    return dict(noise=noise, foreground=fg, mask=mask, source=src * 2 - 1, anomaly=anomaly)
-
-@lru_cache(maxsize=4)
-def _texture_source(root=None)->TextureSource: return TextureSource(root)
-
-SYNTH_COLUMNS = ('input', 'Perlin noise', 'foreground', 'mask', 'source', 'anomaly')
-
-def synthesis_figure(x:Tensor, view:dict, side:int=96)->go.Figure:
-    "One row per image: input, Perlin noise, foreground, mask, source, synthesised anomaly."
-    cols = [x, view['noise'][:, None].clamp(-1, 1), view['foreground'] * 2 - 1, view['mask'] * 2 - 1, view['source'], view['anomaly']]
-    cols = [fit_size(c.float(), side) for c in cols]
-    rows = [[to_hwc(c[i]) for c in cols] for i in range(len(x))]
-    fig = go.Figure(_image_trace(mosaic(rows)))
-    w, gap = rows[0][0].shape[1], 2
-    fig.update_xaxes(side='top', tickvals=[i * (w + gap) + w / 2 for i in range(len(SYNTH_COLUMNS))], ticktext=list(SYNTH_COLUMNS), showgrid=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(width=60 + 6 * (w + gap), height=50 + len(rows) * (w + gap), margin=dict(l=10, r=10, t=40, b=10))
-    return fig
-
-# %% ../nbs/12_dashboard.ipynb #c022
+# %% ../nbs/12_dashboard.ipynb #c015
 class SynthesisExplorer(Dashboard):
     "Synthesis explorer: Perlin scales, threshold, β, source, foreground, seed -> masks and anomalies."
     def __init__(self, images=None, textures=None, seed:int=0, side:int=96):
@@ -351,295 +178,14 @@ def synthesis_explorer(images=None,   # (B,3,H,W) images in [-1,1] (default: thr
     "The synthesis explorer dashboard."
     return SynthesisExplorer(images, textures, seed, side)
 
-# %% ../nbs/12_dashboard.ipynb #c026
-_UP = dict(mode='bilinear', align_corners=True)   # the upsampling of `pipeline.score_cache`
-_OBJECT_SIGMA = 6.0                                # `score.object_mask`'s blur, as `score_cache` calls it
-_BLUR = {k: p.default for k, p in inspect.signature(gaussian_blur).parameters.items() if k in ('mode', 'truncate')}
-
-@lru_cache(maxsize=64)
-def upsample_matrix(n:int, S:int)->Tensor:
-    "(S, n) float64: bilinear upsampling of one axis from n to S, as `score_cache` does it."
-    return F.interpolate(torch.eye(n, dtype=torch.float64)[:, None, :, None], size=(S, 1), **_UP)[:, 0, :, 0].T.contiguous()
-
-@lru_cache(maxsize=64)
-def blur_matrix(S:int, sigma:float, mode:str|None=None)->Tensor:
-    "(S, S) float64: `gaussian_blur` along one axis of length S (default border mode and truncation), borders included."
-    if sigma == 0: return torch.eye(S, dtype=torch.float64)
-    # gaussian_blur equals scipy's filter with the same mode and truncation (tested in 09_score), which builds B fast
-    B = ndimage.gaussian_filter1d(np.eye(S), sigma, axis=0, mode=mode or _BLUR['mode'], truncate=_BLUR['truncate'])
-    return torch.from_numpy(B)
-
-# %% ../nbs/12_dashboard.ipynb #c028
-def _norm(x:Tensor)->Tensor:
-    "[-1,1] -> ImageNet-normalised, as `score_cache` feeds the pixel term."
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return ((x + 1) / 2 - mean) / std
-
-class Rescorer:
-    "Anomaly maps and image scores of a `ScoreCache` for any scoring settings, staged and memoised."
-    def __init__(self, cache:ScoreCache,   # from `GLAD.build_cache` or `ScoreCache.load`
-                 keep:int=6):              # full-size (N,S,S) intermediates kept in memory
-        self.cache, self.keep, self.S = cache, keep, cache.size
-        self._small, self._big = {}, OrderedDict()
-
-    def _get(self, store, key, fn):
-        if key in store:
-            if store is self._big: store.move_to_end(key)
-            return store[key]
-        v = store[key] = fn()
-        if store is self._big and len(store) > self.keep: store.popitem(last=False)
-        return v
-
-    @staticmethod
-    def _key(cfg): return (tuple(cfg.layers), bool(cfg.reverse), cfg.preset.endswith('multi'), float(cfg.sigma), float(cfg.pixel_weight), cfg.foreground)
-
-    def grids(self, layers:tuple, reverse:bool, multi:bool=False)->dict:
-        "{(h, w): (N,h,w)}: the chosen layers' distance grids summed per grid size (both directions if `reverse`)."
-        def f():
-            cl = tuple(self.cache.layers)
-            missing = [l for l in layers if l not in cl]
-            if missing: raise ValueError(f"layers={tuple(layers)}: {missing} not in the cache; available: {cl}")
-            out = {}
-            for l in layers:
-                i = cl.index(l)
-                for d in ([self.cache.fwd[i], self.cache.rev[i]] if reverse else [self.cache.fwd[i]]):
-                    k = tuple(d.shape[-2:])
-                    out[k] = out[k] + d.float() if k in out else d.float()
-            return {k: v / 2 for k, v in out.items()} if reverse and multi else out
-        return self._get(self._small, ('grids', tuple(layers), bool(reverse), bool(multi)), f)
-
-    def P(self, shape:tuple, sigma:float)->tuple:
-        "Blur after upsampling, per axis, for a grid of `shape`: (S,h) and (S,w) float32."
-        def f():
-            B = blur_matrix(self.S, sigma)
-            return (B @ upsample_matrix(shape[0], self.S)).float(), (B @ upsample_matrix(shape[1], self.S)).float()
-        return self._get(self._small, ('P', tuple(shape), float(sigma)), f)
-
-    def _project(self, grids:dict, sigma:float)->Tensor:
-        A = None
-        for k, G in grids.items():
-            Ph, Pw = self.P(k, sigma)
-            A = Ph @ G @ Pw.T if A is None else A.add_(Ph @ G @ Pw.T)
-        return A
-
-    def _x(self, which:str)->Tensor: return (self.cache.images if which == 'x' else self.cache.recons).float() / 127.5 - 1
-
-    def amax(self, layers, reverse, multi=False)->Tensor:
-        "(N,) per-image maximum of the unblurred map (the pixel term's max(A))."
-        return self._get(self._small, ('amax', tuple(layers), bool(reverse), bool(multi)),
-                         lambda: self._project(self.grids(layers, reverse, multi), 0.0).flatten(1).amax(1))
-
-    def pixel_blur(self, sigma:float)->Tensor:
-        "(N,S,S): blur(D / max D), D the pixel difference of `pixel_term` on normalised images."
-        def f():
-            x, xr = _norm(self._x('x')), _norm(self._x('r'))
-            Dn = pixel_term(x, xr, torch.ones(len(x), self.S, self.S), 1.0) - 1   # = D / max(D), per image
-            B = blur_matrix(self.S, sigma).float()
-            return B @ Dn @ B.T
-        return self._get(self._big, ('pixel', float(sigma)), f)
-
-    def object_mask(self, mode:str)->Tensor:
-        "(N,S,S): `score.object_mask` (Otsu foreground, dilated by the blur's radius, blurred)."
-        def f():
-            B = blur_matrix(self.S, _OBJECT_SIGMA, 'reflect')
-            band, B = (B > 0).float(), B.float()            # band: the blur's support, |i - j| <= its radius
-            fg = otsu_foreground(self._x('x'), mode)[:, 0]
-            dil = ((band @ fg @ band.T) > 0.5).float()      # = (blur(fg) > 0), a square dilation
-            return B @ dil @ B.T
-        return self._get(self._big, ('fg', mode), f)
-
-    def base(self, cfg:GLADConfig)->Tensor:
-        "(N,S,S) blurred layer sum: the map before the pixel term and the object mask."
-        layers, rev, multi, sigma = self._key(cfg)[:4]
-        return self._get(self._big, ('base', layers, rev, multi, sigma), lambda: self._project(self.grids(layers, rev, multi), sigma))
-
-    def maps(self, cfg:GLADConfig)->Tensor:
-        "(N,S,S) anomaly maps for the scoring fields of `cfg`."
-        layers, rev, multi, sigma, v, fg = self._key(cfg)
-        if v == 0 and fg == 'none': return self.base(cfg)
-        def f():
-            A = self.base(cfg)
-            if v > 0: A = A + (v * self.amax(layers, rev, multi))[:, None, None] * self.pixel_blur(sigma)
-            return A * self.object_mask(fg) if fg != 'none' else A
-        return self._get(self._big, ('maps', *self._key(cfg)), f)
-
-    def __call__(self, cfg:GLADConfig)->tuple:
-        "(maps (N,S,S), image scores (N,)) like `score_cache(cache, cfg)`."
-        maps = self.maps(cfg)
-        return maps, self._get(self._small, ('scores', *self._key(cfg), int(cfg.score_topk)), lambda: image_score(maps, cfg.score_topk))
-
-    def preview(self, cfg:GLADConfig, stride:int)->Tensor:
-        "(N,⌈S/s⌉,⌈S/s⌉) the maps on every stride-th row and column (what the preview metrics see)."
-        maps = self.maps(cfg)
-        return self._get(self._small, ('preview', *self._key(cfg), int(stride)), lambda: maps[:, ::stride, ::stride].contiguous())
-
-# %% ../nbs/12_dashboard.ipynb #c030
-def synthetic_cache(n:int=100,          # images
-                    size:int=256,       # map size S
-                    grid=32,            # distance grid side h = w: one int, or one per layer
-                    layers:tuple=(3, 6, 9, 12),
-                    K:int=10,           # ADS grid steps (reference grid from T0 = 750)
-                    anomalous:float=0.5,# share of anomalous images
-                    seed:int=0)->ScoreCache:
-    "A plausible `ScoreCache` without any model (tests, benchmarks, trying the dashboard)."
-    g = torch_generator(seed)
-    rnd = lambda *s: torch.rand(*s, generator=g)
-    n_bad = min(max(1, round(n * anomalous)), n - 1) if n > 1 else 1
-    labels = torch.zeros(n, dtype=torch.long); labels[:n_bad] = 1
-    base = F.interpolate(rnd(n, 3, 8, 8), size=(size, size), mode='bicubic', align_corners=False)
-    images = (base * 0.6 + 0.2 + 0.15 * rnd(n, 3, size, size)).clamp(0, 1)
-    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing='ij')
-    masks = torch.zeros(n, size, size)
-    for i in range(n_bad):
-        cy, cx, ry, rx = 0.2 + 0.6 * rnd(1), 0.2 + 0.6 * rnd(1), 0.04 + 0.1 * rnd(1), 0.04 + 0.1 * rnd(1)
-        masks[i] = (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1).float()
-    recons = torch.where(masks[:, None] > 0, base * 0.6 + 0.27, images)
-    grids = [grid] * len(layers) if isinstance(grid, int) else list(grid)
-    if len(grids) != len(layers): raise ValueError(f"grid={grid!r}: expected an int or one size per layer ({len(layers)})")
-    fwd, rev = [], []
-    for l, h in enumerate(grids):
-        bump = F.adaptive_avg_pool2d(masks[:, None], h)[:, 0]
-        d = 0.05 + 0.05 * rnd(n, h, h) + (0.2 + 0.1 * l) * bump
-        fwd.append(d); rev.append(0.8 * d + 0.02 * rnd(n, h, h))
-    ts = reference_grid(750, K)
-    s = 0.05 + torch.arange(K)[None] * (0.02 + 0.04 * labels[:, None]) + 0.02 * rnd(n, K)
-    fired = (s > 0.35) | (ts[None] < 350)
-    first = torch.where(fired.any(1), fired.float().argmax(1), torch.full((n,), K - 1))
-    ads = torch.where(torch.arange(K)[None] <= first[:, None], s, torch.full_like(s, float('nan')))
-    hz = max(1, size // 8)
-    fusion = torch.sigmoid(F.adaptive_avg_pool2d(masks[:, None], hz)[:, 0] * 2 + 0.1 * rnd(n, hz, hz))
-    fusion[s[torch.arange(n), first] <= 0.35] = float('nan')   # t_min fallback: no fusion
-    u8 = lambda t: (t.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-    return ScoreCache(images=u8(images), recons=u8(recons), masks=masks.to(torch.uint8), labels=labels, layers=tuple(layers),
-                      fwd=fwd, rev=rev, steps=ts[first], ads_scores=ads.float(), fusion=fusion.float(),
-                      paths=[f'synthetic/{i:03d}.png' for i in range(n)], defects=['blob' if l else 'good' for l in labels.tolist()],
-                      grid=ts.tolist())
-
-# %% ../nbs/12_dashboard.ipynb #c037
+# %% ../nbs/12_dashboard.ipynb #c021
 def preview_stride(n:int, size:int, budget:int=1 << 18)->int:
     "Smallest stride s with n·⌈size/s⌉² <= budget pixels."
     s = 1
     while n * (-(-size // s)) ** 2 > budget: s += 1
     return s
 
-def _pixel_roc(r:PixelRanks)->tuple:
-    "(fpr, tpr) vertices of the exact pixel ROC from a PixelRanks (ties with normal pixels as diagonals)."
-    c, below, tied = r.counts[::-1], r.below[::-1], r.tied[::-1]   # distinct anomalous scores, descending
-    tp = np.cumsum(c); tp_before = tp - c                           # anomalous pixels >= v, and > v
-    fp_ge, fp_gt = r.n_neg - below, r.n_neg - below - tied           # normal pixels >= v, and > v
-    x = np.r_[0, np.stack([fp_gt, fp_ge], 1).ravel(), r.n_neg] / r.n_neg
-    y = np.r_[0, np.stack([tp_before, tp], 1).ravel(), r.n_pos] / r.n_pos
-    return x, y
-
-def run_metrics(scores,            # (N,) image scores
-                labels,            # (N,) 0/1
-                maps=None,         # (N,S,S) anomaly maps (None: image metrics only)
-                masks=None,        # (N,S,S) ground truth
-                stride:int=1,      # pixel metrics on every stride-th row and column (1: exact)
-                fpr_limit:float=0.3,
-               )->tuple:           # (metrics dict, curves dict of (x, y))
-    "The seven metrics and the image ROC, pixel ROC and PRO curves of one category."
-    s, y = np.asarray(torch.as_tensor(scores).float()), np.asarray(torch.as_tensor(labels)).astype(int)
-    nan = float('nan')
-    m, curves = {k: nan for k in METRICS}, {}
-    if 0 < y.sum() < len(y):   # image metrics: the same ranking code, one "pixel" per image (no sklearn overhead)
-        r = PixelRanks(s[:, None, None], y[:, None, None], connectivity=None)
-        m.update(image_auroc=r.auroc(), image_ap=r.ap(), image_f1=r.f1())
-        curves['image_roc'] = _pixel_roc(r)
-    if maps is not None and masks is not None:
-        mp = torch.as_tensor(maps)[:, ::stride, ::stride]
-        mk = np.ascontiguousarray(np.asarray(torch.as_tensor(masks)[:, ::stride, ::stride])) > 0.5
-        if mk.any() and not mk.all():
-            r = PixelRanks(mp, mk)
-            m.update(pixel_auroc=r.auroc(), pixel_ap=r.ap(), pixel_f1=r.f1(), aupro=r.aupro(fpr_limit))
-            curves['pixel_roc'] = thin(*_pixel_roc(r), 600)
-            curves['pro'] = thin(*r.pro_curve(fpr_limit), 600)
-    return m, curves
-
-def html_table(df:pd.DataFrame, digits:int=4)->str:
-    "A small DataFrame as an HTML table (index included), numbers rounded; fast enough for every slider move."
-    f = lambda v: '–' if isinstance(v, float) and np.isnan(v) else (f'{v:.{digits}f}' if isinstance(v, (float, np.floating)) else str(v))
-    head = ''.join(f'<th>{c}</th>' for c in [df.index.name or '', *df.columns])
-    rows = ''.join('<tr><th style="text-align:left">' + str(i) + '</th>' + ''.join(f'<td style="text-align:right">{f(v)}</td>' for v in r) + '</tr>'
-                   for i, r in zip(df.index, df.itertuples(index=False)))
-    return (f'<style>.glad-table th, .glad-table td {{padding: 1px 8px}}</style><table class="glad-table" style="font-size:12px;'
-            f'border-collapse:collapse"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')
-
-def metrics_table(current:dict, reference:dict|None=None, stride:int=1)->pd.DataFrame:
-    "Metrics now, at the run's own settings, and the difference."
-    df = pd.DataFrame({'current': pd.Series(current)})
-    if reference is not None: df['run config'] = pd.Series(reference); df['Δ'] = df['current'] - df['run config']
-    df.index.name = 'metric' + (f' (pixel: every {stride}th px)' if stride > 1 else '')
-    return df
-
-# %% ../nbs/12_dashboard.ipynb #c040
-PANELS = ('input', 'reconstruction', 'fusion mask', 'anomaly map', 'ground truth')
-
-def image_panels(cache:ScoreCache, i:int, amap:Tensor, side:int=128)->dict:
-    "Display arrays of image i: input/reconstruction (H,W,3) uint8, fusion, map and ground truth (h,w) float."
-    fu = cache.fusion[i].float()
-    return dict(input=to_hwc(fit_size(cache.images[i], side).round().to(torch.uint8)),
-                reconstruction=to_hwc(fit_size(cache.recons[i], side).round().to(torch.uint8)),
-                fusion=None if torch.isnan(fu).all() else fu.numpy(),
-                amap=fit_size(amap, side).numpy(), gt=fit_size(cache.masks[i].float(), side).numpy())
-
-def image_title(cache:ScoreCache, i:int, score:float)->str:
-    st = int(cache.steps[i])
-    return (f"#{i} {Path(str(cache.paths[i])).name if cache.paths else ''} · {cache.defects[i] if cache.defects else ''} · "
-            f"{'anomalous' if int(cache.labels[i]) else 'normal'} · score {score:.4f} · ADS step {st if st >= 0 else 'none'}")
-
-def image_figure(p:dict, title:str='', zmax:float|None=None)->go.Figure:
-    "Input, reconstruction, fusion mask, anomaly map, ground truth side by side."
-    fig = make_subplots(1, 5, subplot_titles=PANELS, horizontal_spacing=0.02)
-    fig.add_trace(_image_trace(p['input']), 1, 1)
-    fig.add_trace(_image_trace(p['reconstruction']), 1, 2)
-    fu = p['fusion'] if p['fusion'] is not None else np.full((2, 2), np.nan)
-    fig.add_trace(go.Heatmap(z=fu, zmin=0.5, zmax=1.0, colorscale='Viridis', showscale=False, hovertemplate='%{z:.3f}<extra>m</extra>'), 1, 3)
-    fig.add_trace(go.Heatmap(z=p['amap'], zmin=0, zmax=zmax, colorscale='Inferno', showscale=False, hovertemplate='%{z:.4f}<extra>A</extra>'), 1, 4)
-    fig.add_trace(go.Heatmap(z=p['gt'], zmin=0, zmax=1, colorscale='Greys', reversescale=True, showscale=False, hoverinfo='skip'), 1, 5)
-    for c in (3, 4, 5): fig.update_yaxes(autorange='reversed', scaleanchor=f'x{c}', row=1, col=c)
-    fig.update_xaxes(visible=False); fig.update_yaxes(visible=False)
-    fig.update_layout(title=dict(text=title, font=dict(size=12), y=0.98), width=900, height=250, margin=dict(l=5, r=5, t=55, b=5))
-    return fig
-
-def ads_trace(cache:ScoreCache, i:int)->dict:
-    "ADS score per grid step of image i, its chosen step and whether SAFF fused."
-    s = cache.ads_scores[i].float().numpy()
-    t = np.asarray(cache.grid if len(cache.grid) == len(s) else np.arange(len(s))[::-1])
-    return dict(t=t, score=s, step=int(cache.steps[i]), fused=not bool(torch.isnan(cache.fusion[i]).all()))
-
-def ads_figure(tr:dict, tau:float, t_min:int)->go.Figure:
-    "ADS score over the steps (denoising runs left to right), τ, t_min and the chosen step."
-    s, t = tr['score'], tr['t']
-    top = max(tau, float(np.nanmax(s)) if np.isfinite(s).any() else tau) * 1.1
-    at = [s[list(t).index(tr['step'])]] if tr['step'] in list(t) else []
-    fig = go.Figure([go.Scatter(x=t, y=s, mode='lines+markers', name='ADS score'),
-                     go.Scatter(x=[t.max(), t.min()], y=[tau, tau], mode='lines', line=dict(dash='dash', color='#d62728'), name='τ'),
-                     go.Scatter(x=[t_min, t_min], y=[0, top], mode='lines', line=dict(dash='dot', color='#7f7f7f'), name='t_min'),
-                     go.Scatter(x=[tr['step']] if at else [], y=at, mode='markers', marker=dict(size=12, symbol='x', color='black'), name='chosen step')])
-    fig.update_xaxes(autorange='reversed', title_text='t')
-    step = f"step {tr['step']} ({'SAFF fused' if tr['fused'] else 't_min fallback'})" if tr['step'] >= 0 else 'no step chosen'
-    fig.update_layout(width=440, height=260, margin=dict(l=40, r=10, t=30, b=40), legend=dict(font=dict(size=10)),
-                      title=dict(text=f"τ = {tau:g} · t_min = {t_min} · {step}", font=dict(size=11)))
-    return fig
-
-CURVES = ('image_roc', 'pixel_roc', 'pro')
-
-def curve_traces(curves:dict, reference:dict|None=None)->list:
-    "(x, y) of each trace of `curves_figure`, in order: per curve the run config's, then the current one."
-    return [cv.get(k, ([], [])) for k in CURVES for cv in (reference or {}, curves)]
-
-def curves_figure(curves:dict, reference:dict|None=None, fpr_limit:float=0.3)->go.Figure:
-    "Image ROC, pixel ROC and PRO (FPR <= limit): now (solid) and at the run's settings (dotted)."
-    fig = make_subplots(1, 3, subplot_titles=('image ROC', 'pixel ROC', f'PRO (FPR ≤ {fpr_limit})'))
-    for j, (x, y) in enumerate(curve_traces(curves, reference)):
-        kw = dict(line=dict(dash='dot', color='#999'), name='run config') if j % 2 == 0 else dict(line=dict(color='#1f77b4'), name='current')
-        fig.add_trace(go.Scatter(x=x, y=y, mode='lines', showlegend=j < 2, **kw), 1, j // 2 + 1)
-    fig.update_xaxes(title_text='FPR'); fig.update_xaxes(range=[0, fpr_limit], row=1, col=3)
-    fig.update_layout(width=900, height=270, margin=dict(l=40, r=10, t=30, b=40))
-    return fig
-
-# %% ../nbs/12_dashboard.ipynb #c043
+# %% ../nbs/12_dashboard.ipynb #c026
 @dataclass
 class RunCategory:
     "One category of a run, as the run explorer sees it."
@@ -649,16 +195,17 @@ class RunCategory:
     glad:object = None       # the GLAD model, when known (sweeps)
     test_ds:object = None    # its test set, when known (sweeps)
 
-def _folder_cfg(folder:Path, cache:ScoreCache)->tuple:
-    for name in ('config.json', 'model/config.json', 'protocol.json'):
-        f = folder/name
-        if f.exists():
-            d = json.loads(f.read_text())
-            return GLADConfig.from_dict(d.get('config', d) if name == 'protocol.json' else d), str(f)
-    return _default_cfg(cache), ''
-
 def _default_cfg(cache:ScoreCache)->GLADConfig:
     return GLADConfig(layers=tuple(cache.layers), feature_size=cache.size, score_topk=min(250, cache.size ** 2))
+
+def _open_folder(f:Path)->RunCategory:
+    "One category folder: a `write_result` folder, else a bare cache with scoring defaults."
+    try:
+        res = read_result(f, maps=False)
+        return RunCategory(res.cache, GLADConfig.from_dict(res.protocol['config']), f"{f/'cache.safetensors'} + protocol.json")
+    except FileNotFoundError:
+        cache = ScoreCache.load(f/'cache.safetensors')
+        return RunCategory(cache, _default_cfg(cache), f"{f/'cache.safetensors'} (no result files: scoring defaults)")
 
 def load_run(path)->dict:
     "The categories of a run folder (or one category folder): {category: RunCategory}."
@@ -669,10 +216,8 @@ def load_run(path)->dict:
     if not folders: raise FileNotFoundError(f"{path}: no cache.safetensors in it or in <category>/ below it (a glad_nb run folder holds <run>/<category>/cache.safetensors)")
     out = {}
     for f in folders:
-        cache = ScoreCache.load(f/'cache.safetensors')
-        cfg, src = _folder_cfg(f, cache)
-        name = f"{f.parent.name}/{f.name}" if f.name.startswith('eval-') else (cfg.category or f.name)
-        out[name] = RunCategory(cache, cfg, str(f/'cache.safetensors') + (f' + {Path(src).name}' if src else ' (no config found: scoring defaults)'))
+        rc = _open_folder(f)
+        out[f"{f.parent.name}/{f.name}" if f.name.startswith('eval-') else (rc.cfg.category or f.name)] = rc
     return out
 
 def as_runs(source,             # run folder, GLAD, EvalResult, ScoreCache, RunCategory, or a dict of those by category
@@ -697,9 +242,10 @@ def as_runs(source,             # run folder, GLAD, EvalResult, ScoreCache, RunC
         return {c.category or 'glad': RunCategory(cache, c, 'GLAD.build_cache', source, test_ds)}
     raise ValueError(f"cannot open {type(source).__name__}: expected a run folder, GLAD, EvalResult, ScoreCache or a dict of them")
 
-# %% ../nbs/12_dashboard.ipynb #c046
+# %% ../nbs/12_dashboard.ipynb #c030
 class RunExplorer(Dashboard):
     "Run explorer: pick category and image; re-score from the cache with σ, top-k, v, layers, reverse, foreground."
+    preview_budget:int = 1 << 18   # pixels the preview metrics rank at most (see `preview_stride`)
     def __init__(self, runs:dict, category:str|None=None, side:int=128, exact:bool=False, threads:int|str|None='auto'):
         if not runs: raise ValueError("no categories to explore")
         self.runs, self.side, self.threads = runs, side, threads
@@ -760,15 +306,20 @@ class RunExplorer(Dashboard):
         pv = self.rescorer.preview(cfg, self.stride) if self.stride > 1 else maps
         return scores, pv, float(pv.max())
 
+    def _metrics(self, scores, maps)->tuple:
+        "(metrics, curves thinned for display) on the pixels the table promises."
+        m, cv = evaluate_category(scores, self.run.cache.labels, maps, self._masks, curves=True)
+        return m, {k: thin(*v, 600) for k, v in cv.items()}
+
     def refresh_reference(self):
         "Metrics and curves at the run's own config (recomputed when exactness changes), then update."
         r = self.run
-        self.stride = st = 1 if self.exact.value else preview_stride(len(r.cache), r.cache.size)
+        self.stride = st = 1 if self.exact.value else preview_stride(len(r.cache), r.cache.size, self.preview_budget)
         self._masks = np.ascontiguousarray(r.cache.masks[:, ::st, ::st].numpy()) > 0   # the pixels the metrics see
         try:
             ref_cfg = r.cfg.replace(layers=tuple(l for l in r.cfg.layers if l in r.cache.layers) or tuple(r.cache.layers))
             scores, maps, _ = self._score(ref_cfg)
-            self.ref_metrics, self.ref_curves = run_metrics(scores, r.cache.labels, maps, self._masks)
+            self.ref_metrics, self.ref_curves = self._metrics(scores, maps)
         except ValueError as e:
             self.ref_metrics, self.ref_curves = None, None
             self.status.value = _status(f"run config cannot be re-scored: {e}", True)
@@ -788,7 +339,7 @@ class RunExplorer(Dashboard):
             except ValueError as e:
                 self.status.value = _status(str(e), True); return
             self.cfg_now, r, t1 = cfg, self.run, time.perf_counter()
-            self.metrics, self.curves = run_metrics(self.scores, r.cache.labels, maps, self._masks)
+            self.metrics, self.curves = self._metrics(self.scores, maps)
         t2 = time.perf_counter()
         self.table = metrics_table(self.metrics, self.ref_metrics, self.stride)
         self.table_html.value = html_table(self.table)
@@ -838,57 +389,7 @@ def run_explorer(source,             # run folder, GLAD (+ test_ds), EvalResult,
     "The run explorer dashboard."
     return RunExplorer(as_runs(source, cfg, test_ds, limit), category, side, exact, threads)
 
-# %% ../nbs/12_dashboard.ipynb #c053
-SWEEP_PARAMS = ('tau', 'T0', 't_min', 'K')
-
-class SweepCancelled(Exception): "Raised inside `sweep` when its cancel event is set."
-
-class _Watched:
-    "A dataset view that reports progress and stops when cancelled (checked per item, so between batches)."
-    def __init__(self, ds, n:int, cancel:threading.Event|None, tick):
-        self.ds, self.n, self.cancel, self.tick = ds, n, cancel, tick
-    def __len__(self): return self.n
-    def __getitem__(self, i):
-        if self.cancel is not None and self.cancel.is_set(): raise SweepCancelled()
-        self.tick(); return self.ds[i]
-
-def sweep(glad,                       # a GLAD (its device is used: the GPU when it is there)
-          test_ds,                    # the test set
-          param:str,                  # one of SWEEP_PARAMS
-          values:list,                # values to try
-          cfg:GLADConfig|None=None,   # base config (default: glad.cfg)
-          batch_size:int=8, limit:int|None=None,
-          cancel:threading.Event|None=None, # set it to stop after the current batch
-          on_progress=None,           # called with (images done, images total) after each image fetched
-         )->pd.DataFrame:             # one row per value: the metrics, mean chosen step, seconds (or error)
-    "Re-run reconstruction and scoring for each value of one ADS parameter."
-    if param not in SWEEP_PARAMS: raise ValueError(f"param {param!r}: expected one of {SWEEP_PARAMS}")
-    cfg = cfg or glad.cfg
-    n = len(test_ds) if limit is None else min(limit, len(test_ds))
-    done, total = [0], n * len(values)
-    def tick():
-        done[0] += 1
-        if on_progress: on_progress(done[0], total)
-    rows, cancelled = [], False
-    for v in values:
-        v = float(v) if param == 'tau' else int(v)
-        try: c = cfg.replace(**{param: v})
-        except ValueError as e:
-            rows.append({param: v, 'error': str(e)}); done[0] += n; continue
-        t0 = time.perf_counter()
-        try: cache = glad.build_cache(_Watched(test_ds, n, cancel, tick), batch_size=batch_size, progress=False, cfg=c)
-        except SweepCancelled:
-            cancelled = True; break
-        maps, scores = score_cache(cache, c)
-        has_pix = 0 < int(cache.masks.sum()) < cache.masks.numel()
-        m = evaluate_category(scores.numpy(), cache.labels.numpy(), maps if has_pix else None, cache.masks if has_pix else None) \
-            if 0 < int(cache.labels.sum()) < len(cache) else {k: float('nan') for k in METRICS}
-        rows.append({param: v, **m, 'mean_step': float(cache.steps.float().mean()), 'seconds': time.perf_counter() - t0, 'error': ''})
-    df = pd.DataFrame(rows, columns=[param, *METRICS, 'mean_step', 'seconds', 'error'])
-    df.attrs.update(param=param, cancelled=cancelled, preset=cfg.preset, tuned_on_test=cfg.tuned_on_test,
-                    device=str(getattr(glad, 'device', '')), n_images=n)
-    return df
-
+# %% ../nbs/12_dashboard.ipynb #c041
 def sweep_marks(cfg:GLADConfig, param:str)->list:
     "Values worth marking on a sweep: the run's, and for a benchmark category the paper's and the untuned default."
     marks = [dict(value=getattr(cfg, param), label=f"run config ({cfg.preset})", tuned_on_test=cfg.tuned_on_test)]
@@ -906,24 +407,7 @@ def sweep_values(cfg:GLADConfig, param:str, n:int=5)->list:
     if param == 't_min': return sorted({int(np.clip(v + d, 0, cfg.T0)) for d in np.linspace(-100, 100, n)})
     return sorted({int(np.clip(k, 1, cfg.T0)) for k in (v // 2, v, 2 * v)})
 
-def sweep_figure(df:pd.DataFrame, marks:list=())->go.Figure:
-    "Each metric against the swept value; marks in red if tuned on test data, green if not."
-    param = df.attrs.get('param', df.columns[0])
-    ok = df[df['error'].fillna('') == ''] if 'error' in df else df
-    fig = go.Figure([go.Scatter(x=ok[param], y=ok[k], mode='lines+markers', name=k) for k in METRICS])
-    seen = set()
-    for mk in marks:
-        if mk['value'] in seen: continue
-        seen.add(mk['value'])
-        col = '#d62728' if mk['tuned_on_test'] else '#2ca02c'
-        fig.add_vline(x=mk['value'], line=dict(color=col, dash='dash'),
-                      annotation=dict(text=f"{mk['label']}{' · tuned on test' if mk['tuned_on_test'] else ''}", font=dict(size=10, color=col), textangle=-90))
-    fig.update_layout(width=760, height=330, xaxis_title=param, yaxis_title='metric', margin=dict(l=40, r=10, t=30, b=40),
-                      title=dict(text=f"{df.attrs.get('n_images', '')} images on {df.attrs.get('device', '')}"
-                                 + (' · cancelled' if df.attrs.get('cancelled') else ''), font=dict(size=12)))
-    return fig
-
-# %% ../nbs/12_dashboard.ipynb #c056
+# %% ../nbs/12_dashboard.ipynb #c044
 class SweepPanel(Dashboard):
     "Sweep panel: choose τ, T0, t_min or K and values; re-run (cancellable, in the background) and plot the metrics."
     def __init__(self, glad, test_ds, cfg:GLADConfig|None=None, param:str='tau', values=None,

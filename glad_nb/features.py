@@ -60,7 +60,7 @@ class FeatureExtractor(nn.Module):
 
     def forward(self, x:Tensor)->list[Tensor]: raise NotImplementedError
 
-# %% ../nbs/07_features.ipynb #c007
+# %% ../nbs/07_features.ipynb #c009
 def interpolate_pos_embed(pos_embed:Tensor, # (1, 1+N*N, D): CLS position first, then the N x N grid
                           h:int, w:int,      # target patch grid
                           mode:str='dino',   # 'dino': scale factor ((h+0.1)/N, (w+0.1)/N), 'exact': timm's resize to (h, w)
@@ -80,7 +80,7 @@ def interpolate_pos_embed(pos_embed:Tensor, # (1, 1+N*N, D): CLS position first,
     grid = grid.permute(0, 2, 3, 1).reshape(1, h * w, -1).to(pos_embed.dtype)
     return torch.cat([cls, grid], 1)
 
-# %% ../nbs/07_features.ipynb #c011
+# %% ../nbs/07_features.ipynb #c013
 _VIT_KEYS = ('cls_token', 'pos_embed', 'patch_embed.', 'blocks.', 'norm.')
 
 def load_state_file(path, # .pth / .pt / .bin (torch) or .safetensors
@@ -131,7 +131,7 @@ def vit_config(sd:dict,             # plain ViT state dict (see `dino_state_dict
     return dict(img_size=N * patch, patch_size=patch, embed_dim=dim, depth=depth, num_heads=heads,
                 mlp_ratio=hidden / dim, qkv_bias='blocks.0.attn.qkv.bias' in sd)
 
-# %% ../nbs/07_features.ipynb #c013
+# %% ../nbs/07_features.ipynb #c015
 def _vit(cfg:dict)->nn.Module:
     return timm.create_model('vit_base_patch8_224', pretrained=False, num_classes=0, **cfg)
 
@@ -205,7 +205,7 @@ class DinoExtractor(FeatureExtractor):
         layers = layers or tuple(sorted({max(1, round(depth * k / 4)) for k in range(1, 5)}))
         return cls(vit, layers, input_size, pos_interp, input_norm)
 
-# %% ../nbs/07_features.ipynb #c023
+# %% ../nbs/07_features.ipynb #c025
 class TimmExtractor(FeatureExtractor):
     "A timm CNN in `features_only` mode: maps at the given feature indices."
     def __init__(self, name:str='resnet18',        # timm model name
@@ -235,7 +235,7 @@ class TimmExtractor(FeatureExtractor):
         "Feature maps (B, C_i, H/s_i, W/s_i)."
         return list(self.model(self.preprocess(x)))
 
-# %% ../nbs/07_features.ipynb #c026
+# %% ../nbs/07_features.ipynb #c028
 def nn_distance(f_a:Tensor, # (B,C,h,w) features of the images scored (e.g. the input)
                 f_b:Tensor, # (B,C,h',w') features searched (e.g. the reconstruction); same B and C
                 chunk:int=1024, # patches per block on each side (bounds memory to B·chunk² similarities)
@@ -257,7 +257,7 @@ def nn_distance(f_a:Tensor, # (B,C,h,w) features of the images scored (e.g. the 
         best.append(m)
     return (1 - torch.cat(best, 1)).view(B, h, w)
 
-# %% ../nbs/07_features.ipynb #c032
+# %% ../nbs/07_features.ipynb #c034
 def _gabor_bank(n_orient:int=4, size:int=7, sigma:float=1.5, lam:float=4.0)->Tensor:
     "Even/odd Gabor kernels (2·n_orient, 1, size, size), even ones zero-mean, each L1-normalised."
     r = torch.arange(size, dtype=torch.float32) - size // 2

@@ -13,7 +13,7 @@ from sklearn import metrics as skm
 
 # %% auto #0
 __all__ = ['METRICS', 'image_auroc', 'image_ap', 'image_f1', 'label_regions', 'PixelRanks', 'pixel_auroc', 'pixel_ap', 'pixel_f1',
-           'aupro', 'pro_reference', 'evaluate_category', 'metric_table']
+           'aupro', 'pro_reference', 'roc_points', 'evaluate_category', 'metric_table']
 
 # %% ../nbs/02_metrics.ipynb #c006
 def _to_numpy(x, # numpy array, torch tensor (any device/dtype), number or nested sequence
@@ -275,22 +275,51 @@ def pro_reference(maps, # anomaly maps: (N,H,W), (N,1,H,W) or a list of equal-si
 # %% ../nbs/02_metrics.ipynb #c036
 METRICS = ('image_auroc', 'image_ap', 'image_f1', 'pixel_auroc', 'pixel_ap', 'pixel_f1', 'aupro')
 
+def roc_points(r:PixelRanks)->tuple:
+    "(fpr, tpr) vertices of the exact ROC of a `PixelRanks` (ties with normal pixels as diagonals)."
+    c, below, tied = r.counts[::-1], r.below[::-1], r.tied[::-1]   # distinct anomalous scores, descending
+    tp = np.cumsum(c); tp_before = tp - c                           # anomalous pixels >= v, and > v
+    fp_ge, fp_gt = r.n_neg - below, r.n_neg - below - tied           # normal pixels >= v, and > v
+    x = np.r_[0, np.stack([fp_gt, fp_ge], 1).ravel(), r.n_neg] / r.n_neg
+    y = np.r_[0, np.stack([tp_before, tp], 1).ravel(), r.n_pos] / r.n_pos
+    return x, y
+
+def _both_classes(masks)->bool:
+    "Whether a set of masks holds anomalous and normal pixels (None entries are all normal)."
+    pos = neg = False
+    for i, k in enumerate(_planes(masks, 'masks')):
+        if k is None: neg = True; continue
+        b = _binary(k, i, ())
+        pos, neg = pos or bool(b.any()), neg or not bool(b.all())
+        if pos and neg: return True
+    return False
+
 def evaluate_category(image_scores, # (N,) image anomaly scores
                       labels, # (N,) 1/True for anomalous images
                       maps=None, # anomaly maps (N,H,W) etc.; None -> pixel metrics NaN
                       masks=None, # ground-truth masks; None -> pixel metrics NaN
                       fpr_limit:float=0.3, # AUPRO integration limit
                       connectivity:int=8, # region connectivity for AUPRO
-                     )->dict:
-    "All seven metrics of one category: image AUROC/AP/F1-max, pixel AUROC/AP/F1-max, AUPRO."
-    res = dict(image_auroc=image_auroc(image_scores, labels), image_ap=image_ap(image_scores, labels),
-               image_f1=image_f1(image_scores, labels))
-    if maps is None and masks is None: return res | {k: float('nan') for k in METRICS[3:]}
-    if maps is None or masks is None: raise ValueError("pass both maps and masks for the pixel metrics, or neither")
-    n_maps, n_labels = len(_planes(maps, 'maps')), _to_numpy(labels).size
-    if n_maps != n_labels: raise ValueError(f"{n_maps} maps but {n_labels} image labels")
-    r = PixelRanks(maps, masks, connectivity)
-    return res | dict(pixel_auroc=r.auroc(), pixel_ap=r.ap(), pixel_f1=r.f1(), aupro=r.aupro(fpr_limit))
+                      stride:int=1, # pixel metrics on every stride-th row and column (1: all pixels)
+                      curves:bool=False, # also return {'image_roc', 'pixel_roc', 'pro'}: (x, y) vertices
+                     ):       # dict of METRICS (NaN where undefined), or (dict, curves) with `curves=True`
+    "All seven metrics of one category (NaN where the set lacks a class): image and pixel AUROC/AP/F1-max, AUPRO."
+    res, cv = {k: float('nan') for k in METRICS}, {}
+    y = _to_numpy(labels).ravel()
+    if 0 < int((y > 0).sum()) < y.size:
+        res.update(image_auroc=image_auroc(image_scores, labels), image_ap=image_ap(image_scores, labels),
+                   image_f1=image_f1(image_scores, labels))
+        if curves: cv['image_roc'] = roc_points(PixelRanks(_to_numpy(image_scores, np.float32).reshape(-1, 1, 1), y.reshape(-1, 1, 1), None))
+    if (maps is None) != (masks is None): raise ValueError("pass both maps and masks for the pixel metrics, or neither")
+    if maps is not None:
+        n_maps = len(_planes(maps, 'maps'))
+        if n_maps != y.size: raise ValueError(f"{n_maps} maps but {y.size} image labels")
+        if stride > 1: maps, masks = maps[:, ::stride, ::stride], masks[:, ::stride, ::stride]
+        if _both_classes(masks):
+            r = PixelRanks(maps, masks, connectivity)
+            res.update(pixel_auroc=r.auroc(), pixel_ap=r.ap(), pixel_f1=r.f1(), aupro=r.aupro(fpr_limit))
+            if curves: cv.update(pixel_roc=roc_points(r), pro=r.pro_curve(fpr_limit))
+    return (res, cv) if curves else res
 
 def metric_table(results:dict, # category -> dict of metric -> value (e.g. from `evaluate_category`)
                  percent:bool=False, # multiply by 100, as papers print them

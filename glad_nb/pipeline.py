@@ -15,21 +15,21 @@ from safetensors.torch import save_file, load_file
 from tqdm.auto import tqdm
 import glad_nb
 import copy
+from fastcore.basics import patch_to
 from .core import GLADConfig, TrainConfig, default_device, torch_generator, image_key
 from .backbone import Backbone, PixelBackbone
 from .runs import atomic_json, read_json
-from .features import nn_distance, IMAGENET_MEAN, IMAGENET_STD
+from .features import nn_distance
 from .ads import ads_reconstruct
-from .score import gaussian_blur, object_mask, image_score, pixel_term
+from .score import maps_from_distances, image_score
 from .metrics import evaluate_category
 from .train import train_backbone
 
 # %% auto #0
 __all__ = ['MODEL_JSON', 'DEMO_PRESET', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_QUICK', 'sample_noise', 'posterior_generator',
-           'batch_keys', 'ScoreCache', 'concat_caches', 'score_cache', 'state_hash', 'versions', 'GLAD', 'EvalResult',
+           'batch_keys', 'ScoreCache', 'concat_caches', 'score_cache', 'state_hash', 'versions', 'EvalResult', 'GLAD',
            'file_sha256', 'load_dino', 'save_extractor', 'load_extractor', 'demo_glad', 'calibrate_tau',
-           'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino', 'write_result', 'read_result', 'report_figures',
-           'write_report']
+           'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino', 'write_result', 'read_result']
 
 # %% ../nbs/11_pipeline.ipynb #c005
 def _key_seed(seed:int, key, purpose:str)->int:
@@ -58,6 +58,8 @@ def batch_keys(x:torch.Tensor, # (B,3,H,W) images in [-1,1]
     return [str(k) if k is not None else image_key((xi.detach().float().cpu() + 1) / 2) for k, xi in zip(keys, x)]
 
 # %% ../nbs/11_pipeline.ipynb #c008
+_CACHE_TENSORS = ('images', 'recons', 'masks', 'labels', 'steps', 'ads_scores', 'fusion', 'fused')
+
 def _u8(x:torch.Tensor)->torch.Tensor: return ((x.float().clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8)
 def _f(x:torch.Tensor)->torch.Tensor: return x.float() / 127.5 - 1
 
@@ -77,6 +79,11 @@ class ScoreCache:
     paths:list=field(default_factory=list)
     defects:list=field(default_factory=list)
     grid:list=field(default_factory=list)
+    fused:torch.Tensor|None=None # (N,) bool: the switch was an ADS trigger with SAFF (False: t_min fallback or never); None: derived
+
+    def __post_init__(self):
+        if self.fused is None: self.fused = (self.steps >= 0) & self.fusion.flatten(1).ne(0).any(1)   # caches from before `fused`
+        self.fused = self.fused.bool()
 
     def __len__(self): return len(self.labels)
     @property
@@ -85,7 +92,7 @@ class ScoreCache:
     def save(self, path):
         "Write to `path` (a .safetensors file + a .json beside it), atomically."
         path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        t = {k:getattr(self, k).contiguous() for k in ('images','recons','masks','labels','steps','ads_scores','fusion')}
+        t = {k:getattr(self, k).contiguous() for k in _CACHE_TENSORS}
         for d in ('fwd', 'rev'): t.update({f'{d}.{i}':v.contiguous() for i, v in enumerate(getattr(self, d))})
         tmp = path.with_name(path.name + '.tmp')
         save_file(t, str(tmp)); os.replace(tmp, path)
@@ -100,48 +107,36 @@ class ScoreCache:
         if not path.exists(): raise FileNotFoundError(f"score cache not found: {path}")
         t, meta = load_file(str(path)), read_json(path.with_suffix('.json'), 'score cache index')
         for d in ('fwd', 'rev'): t[d] = [t.pop(f'{d}.{i}') for i in range(len(meta['layers']))]
+        t.setdefault('fused', None)   # written before `fused` existed: derived (see above)
         return cls(**t, layers=tuple(meta['layers']), paths=meta['paths'], defects=meta['defects'], grid=meta['grid'])
 
 # %% ../nbs/11_pipeline.ipynb #c009
 def concat_caches(parts:list)->ScoreCache:
     "One `ScoreCache` from several (e.g. one per batch)."
     if not parts: raise ValueError("no caches to concatenate")
-    t = {k:torch.cat([getattr(p, k) for p in parts]) for k in ('images','recons','masks','labels','steps','ads_scores','fusion')}
+    t = {k:torch.cat([getattr(p, k) for p in parts]) for k in _CACHE_TENSORS}
     for d in ('fwd', 'rev'): t[d] = [torch.cat(layer) for layer in zip(*[getattr(p, d) for p in parts])]
     return ScoreCache(**t, layers=parts[0].layers, paths=sum((p.paths for p in parts), []),
                       defects=sum((p.defects for p in parts), []), grid=parts[-1].grid)
 
 # %% ../nbs/11_pipeline.ipynb #c011
-def _layer_index(cache_layers, layers):
-    missing = [l for l in layers if l not in cache_layers]
-    if missing: raise ValueError(f"layers={tuple(layers)}: {missing} were not extracted; available: {tuple(cache_layers)}")
-    return [list(cache_layers).index(l) for l in layers]
-
 def score_cache(cache:ScoreCache,  # distances and images from `GLAD.build_cache`
-                cfg:GLADConfig,    # scoring fields used: layers, reverse, pixel_weight, sigma, foreground, score_topk
+                cfg:GLADConfig,    # scoring fields used: layers, reverse, reverse_reduce, pixel_weight, sigma, foreground, score_topk
                 idx=None,          # optional subset of images (indices)
                 chunk:int=64,      # images per step (bounds memory)
                )->tuple:           # (maps (N,S,S) float32, image scores (N,) float32)
     "Anomaly maps and image scores from a cache, for any scoring parameters."
-    sel = _layer_index(cache.layers, cfg.layers)
     idx = torch.arange(len(cache)) if idx is None else torch.as_tensor(idx).long()
-    S, maps = cache.size, []
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1); std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    norm = lambda t: ((t + 1) / 2 - mean) / std
+    S, maps, need_x = cache.size, [], cfg.pixel_weight > 0 or cfg.foreground != 'none'
     for i in range(0, len(idx), chunk):
         j = idx[i:i+chunk]
-        up = lambda d: sum(F.interpolate(d[l][j][:, None].float(), size=(S, S), mode='bilinear', align_corners=True)[:, 0] for l in sel)
-        A = up(cache.fwd)
-        if cfg.reverse: A = A + up(cache.rev) if not cfg.preset.endswith('multi') else (A + up(cache.rev)) / 2
-        x = _f(cache.images[j]) if (cfg.pixel_weight > 0 or cfg.foreground != 'none') else None
-        if cfg.pixel_weight > 0: A = pixel_term(norm(x), norm(_f(cache.recons[j])), A, cfg.pixel_weight)
-        A = gaussian_blur(A, cfg.sigma)
-        if cfg.foreground != 'none': A = A * object_mask(x, cfg.foreground)[:, 0]
-        maps.append(A)
+        x, r = (_f(cache.images[j]), _f(cache.recons[j])) if need_x else (None, None)
+        rev = [d[j] for d in cache.rev] if cfg.reverse else None
+        maps.append(maps_from_distances([d[j] for d in cache.fwd], rev, x, r, cfg, cache.layers, size=S)[0])
     maps = torch.cat(maps) if maps else torch.zeros(0, S, S)
     return maps, image_score(maps, cfg.score_topk)
 
-# %% ../nbs/11_pipeline.ipynb #c013
+# %% ../nbs/11_pipeline.ipynb #c015
 def state_hash(module:torch.nn.Module)->str:
     "Short sha256 of a module's parameters and buffers (names, shapes and values)."
     h = hashlib.sha256()
@@ -156,7 +151,21 @@ def versions()->dict:
     return dict(glad_nb=glad_nb.__version__, torch=torch.__version__, diffusers=diffusers.__version__, timm=timm.__version__,
                 sklearn=sklearn.__version__, scipy=scipy.__version__, numpy=np.__version__, python=platform.python_version())
 
-# %% ../nbs/11_pipeline.ipynb #c015
+# %% ../nbs/11_pipeline.ipynb #c017
+@dataclass
+class EvalResult:
+    "What `GLAD.evaluate` returns."
+    metrics:dict              # image/pixel AUROC, AP, F1-max and AUPRO
+    per_image:pd.DataFrame    # path, defect, label, score, chosen step
+    maps:torch.Tensor         # (N,S,S) anomaly maps
+    cache:ScoreCache          # what re-scoring needs
+    protocol:dict             # how the numbers were made
+
+    def table(self, category:str='')->pd.DataFrame:
+        "One-row metric table."
+        return pd.DataFrame([self.metrics], index=[category or self.protocol['config'].get('category', '')])
+
+# %% ../nbs/11_pipeline.ipynb #c019
 class GLAD:
     "GLAD end to end: fit, reconstruct, cache, score, evaluate, save and load."
     def __init__(self, backbone:Backbone,   # diffusion backbone (pixel or latent)
@@ -184,117 +193,113 @@ class GLAD:
         self.backbone.eval()
         return self.train_result
 
-    @torch.no_grad()
-    def reconstruct(self, x:torch.Tensor,   # (B,3,H,W) in [-1,1]
-                    keys=None,              # each image's `image_key` (None: computed from the pixels)
-                    cfg:GLADConfig|None=None):
-        "ADS + SAFF reconstruction of a batch (GLAD.md sections 2 and 4); each image's noise is its own."
-        cfg = cfg or self.cfg; self._to_device()
-        keys = batch_keys(x, keys)
-        lf, lc = self.backbone.latent_factor, self.backbone.latent_channels
-        shape = (lc, x.shape[-2] // lf, x.shape[-1] // lf)
-        noise = torch.stack([sample_noise(shape, cfg.seed, k) for k in keys]).to(self.device)
-        gens = [posterior_generator(cfg.seed, k) for k in keys]
-        return ads_reconstruct(self.backbone, self.ads_extractor, x.to(self.device, self.backbone.dtype), cfg, noise=noise, generator=gens)
+# %% ../nbs/11_pipeline.ipynb #c023
+@patch_to(GLAD)
+@torch.no_grad()
+def reconstruct(self:GLAD, x:torch.Tensor,   # (B,3,H,W) in [-1,1]
+                keys=None,              # each image's `image_key` (None: computed from the pixels)
+                cfg:GLADConfig|None=None):
+    "ADS + SAFF reconstruction of a batch (GLAD.md sections 2 and 4); each image's noise is its own."
+    cfg = cfg or self.cfg; self._to_device()
+    keys = batch_keys(x, keys)
+    lf, lc = self.backbone.latent_factor, self.backbone.latent_channels
+    shape = (lc, x.shape[-2] // lf, x.shape[-1] // lf)
+    noise = torch.stack([sample_noise(shape, cfg.seed, k) for k in keys]).to(self.device)
+    gens = [posterior_generator(cfg.seed, k) for k in keys]
+    return ads_reconstruct(self.backbone, self.ads_extractor, x.to(self.device, self.backbone.dtype), cfg, noise=noise, generator=gens)
 
-    @torch.no_grad()
-    def layer_distances(self, x:torch.Tensor, x_rec:torch.Tensor)->tuple:
-        "Per-layer NN distances, lists of (B,h_l,w_l): input->reconstruction and reconstruction->input."
-        fi, fr = self.extractor(x.to(self.device)), self.extractor(x_rec.to(self.device))
-        fwd = [nn_distance(a, b).float().cpu() for a, b in zip(fi, fr)]
-        rev = [nn_distance(b, a).float().cpu() for a, b in zip(fi, fr)]
-        return fwd, rev
+# %% ../nbs/11_pipeline.ipynb #c026
+@patch_to(GLAD)
+@torch.no_grad()
+def layer_distances(self:GLAD, x:torch.Tensor, x_rec:torch.Tensor)->tuple:
+    "Per-layer NN distances, lists of (B,h_l,w_l): input->reconstruction and reconstruction->input."
+    fi, fr = self.extractor(x.to(self.device)), self.extractor(x_rec.to(self.device))
+    fwd = [nn_distance(a, b).float().cpu() for a, b in zip(fi, fr)]
+    rev = [nn_distance(b, a).float().cpu() for a, b in zip(fi, fr)]
+    return fwd, rev
 
-    @torch.no_grad()
-    def cache_batch(self, x:torch.Tensor,    # (B,3,H,W) in [-1,1]
-                    keys=None,               # each image's `image_key` (None: computed from the pixels)
-                    masks:torch.Tensor|None=None, # (B,1,H,W) ground truth; None: unlabelled (zeros)
-                    labels=None,             # (B,) 0/1; None: unlabelled (zeros)
-                    paths=None, defects=None,
-                    cfg:GLADConfig|None=None)->ScoreCache:
-        "Reconstruct one batch and keep what scoring needs (a `ScoreCache` of B images)."
-        cfg = cfg or self.cfg; S, B = cfg.feature_size, len(x)
-        to_S = lambda t: F.interpolate(t, size=(S, S), mode='bilinear', antialias=True, align_corners=False) if t.shape[-1] != S else t
-        r = self.reconstruct(x, keys=keys, cfg=cfg)
-        rec = r.recon.float().cpu()
-        fwd, rev = self.layer_distances(x, rec)
-        m = torch.zeros(B, 1, S, S) if masks is None else masks.float()
-        m = (F.interpolate(m, size=(S, S), mode='bilinear', align_corners=False) > 0.5) if m.shape[-1] != S else (m > 0.5)
-        return ScoreCache(images=_u8(to_S(x.float().cpu())), recons=_u8(to_S(rec)), masks=m[:, 0].to(torch.uint8),
-                          labels=torch.zeros(B, dtype=torch.long) if labels is None else torch.as_tensor(labels).long(),
-                          layers=tuple(self.extractor.layers), fwd=fwd, rev=rev, steps=r.step.cpu().long(),
-                          ads_scores=r.scores.float().cpu(), fusion=r.mask.float().cpu().reshape(B, *r.mask.shape[-2:]),
-                          paths=[str(p) for p in (paths or [''] * B)], defects=list(defects or [''] * B),
-                          grid=[int(t) for t in getattr(r, 'grid', [])])
+# %% ../nbs/11_pipeline.ipynb #c029
+@patch_to(GLAD)
+@torch.no_grad()
+def cache_batch(self:GLAD, x:torch.Tensor,    # (B,3,H,W) in [-1,1]
+                keys=None,               # each image's `image_key` (None: computed from the pixels)
+                masks:torch.Tensor|None=None, # (B,1,H,W) ground truth; None: unlabelled (zeros)
+                labels=None,             # (B,) 0/1; None: unlabelled (zeros)
+                paths=None, defects=None,
+                cfg:GLADConfig|None=None)->ScoreCache:
+    "Reconstruct one batch and keep what scoring needs (a `ScoreCache` of B images)."
+    cfg = cfg or self.cfg; S, B = cfg.feature_size, len(x)
+    to_S = lambda t: F.interpolate(t, size=(S, S), mode='bilinear', antialias=True, align_corners=False) if t.shape[-1] != S else t
+    r = self.reconstruct(x, keys=keys, cfg=cfg)
+    rec = r.recon.float().cpu()
+    fwd, rev = self.layer_distances(x, rec)
+    m = torch.zeros(B, 1, S, S) if masks is None else masks.float()
+    m = (F.interpolate(m, size=(S, S), mode='bilinear', align_corners=False) > 0.5) if m.shape[-1] != S else (m > 0.5)
+    return ScoreCache(images=_u8(to_S(x.float().cpu())), recons=_u8(to_S(rec)), masks=m[:, 0].to(torch.uint8),
+                      labels=torch.zeros(B, dtype=torch.long) if labels is None else torch.as_tensor(labels).long(),
+                      layers=tuple(self.extractor.layers), fwd=fwd, rev=rev, steps=r.step.cpu().long(),
+                      ads_scores=r.scores.float().cpu(), fusion=r.mask.float().cpu().reshape(B, *r.mask.shape[-2:]), fused=r.fused.cpu(),
+                      paths=[str(p) for p in (paths or [''] * B)], defects=list(defects or [''] * B),
+                      grid=[int(t) for t in getattr(r, 'grid', [])])
 
-    @torch.no_grad()
-    def build_cache(self, test_ds,           # test dataset (items: image, mask, label, defect, path)
-                    batch_size:int=8,        # images per reconstruction batch
-                    progress:bool=True,
-                    cfg:GLADConfig|None=None,# reconstruction settings (default: self.cfg)
-                    limit:int|None=None,     # only the first `limit` images
-                   )->ScoreCache:
-        "Reconstruct every test image and keep what scoring needs."
-        cfg = cfg or self.cfg; self._to_device()
-        n = len(test_ds) if limit is None else min(limit, len(test_ds))
-        parts = []
-        for i in tqdm(range(0, n, batch_size), desc=f'reconstruct {cfg.category or ""}'.strip(), disable=not progress):
-            items = [test_ds[j] for j in range(i, min(n, i + batch_size))]
-            parts.append(self.cache_batch(torch.stack([it['image'] for it in items]).float(), [it.get('key') for it in items],
-                                          torch.stack([it['mask'] for it in items]), [int(it['label']) for it in items],
-                                          [it['path'] for it in items], [it['defect'] for it in items], cfg))
-        return concat_caches(parts)
+@patch_to(GLAD)
+@torch.no_grad()
+def build_cache(self:GLAD, test_ds,           # test dataset (items: image, mask, label, defect, path)
+                batch_size:int=8,        # images per reconstruction batch
+                progress:bool=True,
+                cfg:GLADConfig|None=None,# reconstruction settings (default: self.cfg)
+                limit:int|None=None,     # only the first `limit` images
+               )->ScoreCache:
+    "Reconstruct every test image and keep what scoring needs."
+    cfg = cfg or self.cfg; self._to_device()
+    n = len(test_ds) if limit is None else min(limit, len(test_ds))
+    parts = []
+    for i in tqdm(range(0, n, batch_size), desc=f'reconstruct {cfg.category or ""}'.strip(), disable=not progress):
+        items = [test_ds[j] for j in range(i, min(n, i + batch_size))]
+        parts.append(self.cache_batch(torch.stack([it['image'] for it in items]).float(), [it.get('key') for it in items],
+                                      torch.stack([it['mask'] for it in items]), [int(it['label']) for it in items],
+                                      [it['path'] for it in items], [it['defect'] for it in items], cfg))
+    return concat_caches(parts)
 
-    def score(self, cache:ScoreCache, **overrides)->tuple:
-        "Maps and image scores from `cache`; `overrides` change scoring fields of the config (σ, score_topk, ...)."
-        return score_cache(cache, self.cfg.replace(**overrides) if overrides else self.cfg)
+# %% ../nbs/11_pipeline.ipynb #c032
+@patch_to(GLAD)
+def protocol(self:GLAD, cache:ScoreCache|None=None, cfg:GLADConfig|None=None, **extra)->dict:
+    "The protocol record of a result (GLAD.md section 9)."
+    cfg = cfg or self.cfg
+    ran = dict(ckpt_step=self.provenance.get('checkpoint', {}).get('step'),           # what ran, never what a
+               dino_epoch=self.provenance.get('dino_adaptation', {}).get('epoch', 0))  # preset merely asked for
+    return dict(config={**cfg.to_dict(), **ran}, preset=cfg.preset, tuned_on_test=cfg.tuned_on_test,
+                image_size=cfg.image_size, map_size=cfg.feature_size, sigma=cfg.sigma, score_topk=cfg.score_topk,
+                mask_binarize=cfg.mask_binarize, grid=list(cache.grid) if cache is not None else None,
+                seed=cfg.seed, z0_mode=cfg.z0_mode, ads_input=cfg.ads_input, half_ads=cfg.half_ads,
+                n_images=len(cache) if cache is not None else None,
+                backbone=type(self.backbone).__name__, backbone_hash=state_hash(self.backbone.unet),
+                extractor=type(self.extractor).__name__, extractor_hash=state_hash(self.extractor),
+                versions=versions(), **self.provenance, **extra)
 
-    def evaluate(self, test_ds=None,         # test dataset (or give `cache`)
-                 cache:ScoreCache|None=None, # re-score an existing cache instead of reconstructing
-                 batch_size:int=8, progress:bool=True, limit:int|None=None,
-                 **overrides)->'EvalResult':
-        "Metrics, per-image results and protocol for a test set."
-        cfg = self.cfg.replace(**overrides) if overrides else self.cfg
-        t0 = time.time()
-        if cache is None: cache = self.build_cache(test_ds, batch_size=batch_size, progress=progress, limit=limit)
-        maps, scores = score_cache(cache, cfg)
-        has_pix = bool(cache.masks.any())
-        metrics = evaluate_category(scores.numpy(), cache.labels.numpy(), maps if has_pix else None,
-                                    cache.masks if has_pix else None)
-        per_image = pd.DataFrame(dict(path=cache.paths, defect=cache.defects, label=cache.labels.numpy(),
-                                      score=scores.numpy(), step=cache.steps.numpy()))
-        return EvalResult(metrics=metrics, per_image=per_image, maps=maps, cache=cache,
-                          protocol=self.protocol(cache, cfg, seconds=time.time() - t0))
+# %% ../nbs/11_pipeline.ipynb #c034
+@patch_to(GLAD)
+def score(self:GLAD, cache:ScoreCache, **overrides)->tuple:
+    "Maps and image scores from `cache`; `overrides` change scoring fields of the config (σ, score_topk, ...)."
+    return score_cache(cache, self.cfg.replace(**overrides) if overrides else self.cfg)
 
-    def protocol(self, cache:ScoreCache|None=None, cfg:GLADConfig|None=None, **extra)->dict:
-        "The protocol record of a result (GLAD.md section 9)."
-        cfg = cfg or self.cfg
-        ran = dict(ckpt_step=self.provenance.get('checkpoint', {}).get('step'),           # what ran, never what a
-                   dino_epoch=self.provenance.get('dino_adaptation', {}).get('epoch', 0))  # preset merely asked for
-        return dict(config={**cfg.to_dict(), **ran}, preset=cfg.preset, tuned_on_test=cfg.tuned_on_test,
-                    image_size=cfg.image_size, map_size=cfg.feature_size, sigma=cfg.sigma, score_topk=cfg.score_topk,
-                    mask_binarize=cfg.mask_binarize, grid=list(cache.grid) if cache is not None else None,
-                    seed=cfg.seed, z0_mode=cfg.z0_mode, ads_input=cfg.ads_input, half_ads=cfg.half_ads,
-                    n_images=len(cache) if cache is not None else None,
-                    backbone=type(self.backbone).__name__, backbone_hash=state_hash(self.backbone.unet),
-                    extractor=type(self.extractor).__name__, extractor_hash=state_hash(self.extractor),
-                    versions=versions(), **self.provenance, **extra)
+@patch_to(GLAD)
+def evaluate(self:GLAD, test_ds=None,         # test dataset (or give `cache`)
+             cache:ScoreCache|None=None, # re-score an existing cache instead of reconstructing
+             batch_size:int=8, progress:bool=True, limit:int|None=None,
+             **overrides)->'EvalResult':
+    "Metrics, per-image results and protocol for a test set."
+    cfg = self.cfg.replace(**overrides) if overrides else self.cfg
+    t0 = time.time()
+    if cache is None: cache = self.build_cache(test_ds, batch_size=batch_size, progress=progress, limit=limit)
+    maps, scores = score_cache(cache, cfg)
+    metrics = evaluate_category(scores.numpy(), cache.labels.numpy(), maps, cache.masks)   # NaN where a class is missing
+    per_image = pd.DataFrame(dict(path=cache.paths, defect=cache.defects, label=cache.labels.numpy(),
+                                  score=scores.numpy(), step=cache.steps.numpy()))
+    return EvalResult(metrics=metrics, per_image=per_image, maps=maps, cache=cache,
+                      protocol=self.protocol(cache, cfg, seconds=time.time() - t0))
 
-# %% ../nbs/11_pipeline.ipynb #c016
-@dataclass
-class EvalResult:
-    "What `GLAD.evaluate` returns."
-    metrics:dict              # image/pixel AUROC, AP, F1-max and AUPRO
-    per_image:pd.DataFrame    # path, defect, label, score, chosen step
-    maps:torch.Tensor         # (N,S,S) anomaly maps
-    cache:ScoreCache          # what re-scoring needs
-    protocol:dict             # how the numbers were made
-
-    def table(self, category:str='')->pd.DataFrame:
-        "One-row metric table."
-        return pd.DataFrame([self.metrics], index=[category or self.protocol['config'].get('category', '')])
-
-# %% ../nbs/11_pipeline.ipynb #c018
+# %% ../nbs/11_pipeline.ipynb #c038
 def file_sha256(path)->str:
     "sha256 of a file's bytes (read in 1 MiB blocks)."
     h = hashlib.sha256()
@@ -313,7 +318,7 @@ def load_dino(path,                        # local DINO checkpoint: original DIN
     ext.source = dict(path=str(path), sha256=sha256 or file_sha256(path), state=state_hash(ext.vit))
     return ext
 
-# %% ../nbs/11_pipeline.ipynb #c019
+# %% ../nbs/11_pipeline.ipynb #c039
 def _write_weights(module, folder:Path):
     save_file({k:v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(folder/'weights.safetensors.tmp'))
     os.replace(folder/'weights.safetensors.tmp', folder/'weights.safetensors')
@@ -363,7 +368,7 @@ def load_extractor(folder):
     ext.input_norm = spec.get('input_norm', 'imagenet')
     return ext
 
-# %% ../nbs/11_pipeline.ipynb #c021
+# %% ../nbs/11_pipeline.ipynb #c041
 MODEL_JSON = 'glad_model.json'
 
 def _save(self:GLAD, path)->Path:
@@ -397,7 +402,7 @@ def _load(cls, path, device=None)->GLAD:
 
 GLAD.save, GLAD.load = _save, classmethod(_load)
 
-# %% ../nbs/11_pipeline.ipynb #c025
+# %% ../nbs/11_pipeline.ipynb #c045
 DEMO_PRESET = dict(T0=150, K=10, t_min=60, tau=0.05, guidance=1.0, ads_topk=10, ads_layer=3, layers=(1, 2, 3),
                    sigma=2.0, score_topk=40, image_size=64, feature_size=64, saff='sigmoid')
 DEMO_MODEL = dict(image_size=64, channels=(16, 32, 64), attention=False)  # ~0.64 M parameters
@@ -418,7 +423,7 @@ def demo_glad(category:str,        # a demo category (brick, grass, gravel, coff
     bb = PixelBackbone(**DEMO_MODEL, seed=seed)
     return GLAD(bb, demo_extractor(), cfg, device=device), tcfg
 
-# %% ../nbs/11_pipeline.ipynb #c027
+# %% ../nbs/11_pipeline.ipynb #c047
 @torch.no_grad()
 def calibrate_tau(glad:GLAD, train_ds,   # normal images
                   n:int=16,              # how many training images
@@ -434,7 +439,7 @@ def calibrate_tau(glad:GLAD, train_ds,   # normal images
         mx.append(torch.nan_to_num(r.scores.float(), nan=-1.0).amax(1).cpu())
     return float(torch.quantile(torch.cat(mx), quantile))
 
-# %% ../nbs/11_pipeline.ipynb #c029
+# %% ../nbs/11_pipeline.ipynb #c049
 def checkpoint_folder(train_dir, step:int)->Path:
     "The UNet folder of checkpoint `step` in a training folder, or FileNotFoundError saying how to get it."
     from glad_nb.train import list_checkpoints
@@ -455,7 +460,7 @@ def use_checkpoint(glad:GLAD, train_dir, step:int)->GLAD:
                                          unet_hash=state_hash(glad.backbone.unet))
     return glad
 
-# %% ../nbs/11_pipeline.ipynb #c031
+# %% ../nbs/11_pipeline.ipynb #c051
 @torch.no_grad()
 def _reconstruct_all(glad:GLAD, ds, cfg:GLADConfig, batch_size:int, size:int)->tuple:
     xs, rs = [], []
@@ -499,7 +504,7 @@ def adapt_scoring_dino(glad:GLAD,          # a GLAD with a DinoExtractor for sco
                                               frozen_hash=state_hash(frozen))
     return glad
 
-# %% ../nbs/11_pipeline.ipynb #c034
+# %% ../nbs/11_pipeline.ipynb #c054
 def write_result(res:EvalResult, folder)->Path:
     "Write one category's results into `folder` (atomically, file by file)."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
@@ -510,77 +515,18 @@ def write_result(res:EvalResult, folder)->Path:
     res.cache.save(folder/'cache.safetensors')
     return folder
 
-def read_result(folder)->EvalResult:
+def read_result(folder,          # a category folder written by `write_result`
+                maps:bool=True,  # recompute the maps from the cache (False: `maps` is None, for readers that score themselves)
+               )->EvalResult:
     "Read back a category folder written by `write_result` (maps recomputed from the cache)."
     folder = Path(folder)
     for f in ('config.json', 'protocol.json', 'per_image.csv', 'cache.safetensors'):
         if not (folder/f).exists(): raise FileNotFoundError(f"{folder}: missing {f} (not a glad_nb result folder)")
     cache, proto = ScoreCache.load(folder/'cache.safetensors'), json.loads((folder/'protocol.json').read_text())
-    maps, _ = score_cache(cache, GLADConfig.from_dict(proto['config']))
+    maps = score_cache(cache, GLADConfig.from_dict(proto['config']))[0] if maps else None
     metrics = pd.read_csv(folder/'metrics.csv', index_col=0).iloc[0].to_dict() if (folder/'metrics.csv').exists() else {}
     return EvalResult(metrics=metrics, per_image=pd.read_csv(folder/'per_image.csv'), maps=maps, cache=cache, protocol=proto)
 
-# %% ../nbs/11_pipeline.ipynb #c035
-def _img(a:torch.Tensor)->np.ndarray:
-    "(3,S,S) uint8 or (S,S) float -> HxWx3 uint8 for go.Image."
-    if a.ndim == 2:
-        a = a.float(); a = (a - a.min()) / (a.max() - a.min() + 1e-12)
-        import plotly.colors as pc
-        lut = np.array([pc.hex_to_rgb(c) if c.startswith('#') else pc.unlabel_rgb(c) for c in pc.sample_colorscale('Magma', np.linspace(0, 1, 256))], np.uint8)
-        return lut[(a.numpy() * 255).astype(np.uint8)]
-    return a.permute(1, 2, 0).numpy().astype(np.uint8)
-
-def report_figures(results:dict,     # category -> EvalResult
-                   n_gallery:int=6,  # images per category in the gallery
-                  )->list:
-    "Plotly figures of a run: ROC, PRO, chosen steps, gallery."
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-    from sklearn.metrics import roc_curve
-    from glad_nb.metrics import PixelRanks
-    figs = []
-    roc, pro, steps = go.Figure(), go.Figure(), go.Figure()
-    for cat, r in results.items():
-        y, s = r.per_image.label.values, r.per_image.score.values
-        if 0 < y.sum() < len(y):
-            fpr, tpr, _ = roc_curve(y, s)
-            roc.add_scatter(x=fpr, y=tpr, name=f"{cat} ({r.metrics.get('image_auroc', float('nan')):.3f})")
-        if r.cache.masks.any():
-            f, p = PixelRanks(r.maps, r.cache.masks).pro_curve(0.3)
-            pro.add_scatter(x=f, y=p, name=f"{cat} ({r.metrics.get('aupro', float('nan')):.3f})")
-        steps.add_histogram(x=r.per_image.step, name=cat, opacity=0.7)
-    roc.update_layout(title='Image ROC (AUROC)', xaxis_title='FPR', yaxis_title='TPR', width=520, height=420)
-    pro.update_layout(title='PRO curve to FPR 0.3 (AUPRO)', xaxis_title='FPR', yaxis_title='PRO', width=520, height=420)
-    steps.update_layout(title='ADS: chosen step per image (-1 = never switched)', barmode='overlay', xaxis_title='t', width=520, height=360)
-    figs += [roc, pro, steps]
-    for cat, r in results.items():
-        df = r.per_image
-        order = list(df.sort_values('score', ascending=False).index[:n_gallery // 2]) + \
-                list(df[df.label == 0].sort_values('score').index[:n_gallery - n_gallery // 2])
-        order = list(dict.fromkeys(order))[:n_gallery]
-        cols = ['input', 'reconstruction', 'anomaly map', 'ground truth']
-        g = make_subplots(rows=len(order), cols=4, column_titles=cols, vertical_spacing=0.02, horizontal_spacing=0.01,
-                          row_titles=[f"{df.defect[i]} · t={df.step[i]} · s={df.score[i]:.3f}" for i in order])
-        for row, i in enumerate(order, 1):
-            for col, a in enumerate((r.cache.images[i], r.cache.recons[i], r.maps[i], r.cache.masks[i].float()), 1):
-                g.add_trace(go.Image(z=_img(a)), row=row, col=col)
-        g.update_xaxes(visible=False); g.update_yaxes(visible=False)
-        g.update_layout(title=f'{cat}: most anomalous and most normal test images', width=760, height=180 * len(order) + 80,
-                        margin=dict(l=10, r=170, t=70, b=10))
-        g.for_each_annotation(lambda a: a.update(font_size=10))
-        figs.append(g)
-    return figs
-
-def write_report(results:dict, path, title:str='glad_nb run', table:pd.DataFrame|None=None)->Path:
-    "One self-contained HTML report (plotly.js embedded once) for a run."
-    figs, path = report_figures(results), Path(path)
-    parts = [f"<html><head><meta charset='utf-8'><title>{title}</title></head><body style='font-family:sans-serif'>",
-             f"<h1>{title}</h1>"]
-    if table is not None: parts.append(table.to_html(float_format=lambda v: f'{v:.4f}'))
-    proto = next(iter(results.values())).protocol if results else {}
-    parts.append(f"<p>preset: {proto.get('preset')} · tuned on test: {proto.get('tuned_on_test')} · image {proto.get('image_size')} px · "
-                 f"map {proto.get('map_size')} px · σ {proto.get('sigma')} · top-k {proto.get('score_topk')} · grid {proto.get('grid')} · seed {proto.get('seed')}</p>")
-    for k, f in enumerate(figs): parts.append(f.to_html(full_html=False, include_plotlyjs=(k == 0)))
-    parts.append("</body></html>")
-    tmp = path.with_name(f'.{path.name}.tmp'); tmp.write_text('\n'.join(parts)); os.replace(tmp, path)
-    return path
+# %% ../nbs/11_pipeline.ipynb #c055
+from .report import report_figures, write_report   # the report lives in 11d_report; re-exported for the CLI
+_REEXPORTED = (report_figures, write_report)   # pipeline.write_report stays where callers import it

@@ -7,10 +7,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from diffusers import DDIMScheduler
+from functools import lru_cache
+import pandas as pd
+from .core import torch_generator
 
 # %% auto #0
-__all__ = ['sd14_scheduler', 'pixel_scheduler', 'alphas_cumprod', 'snr_db', 'q_sample', 'x0_from_eps', 'eps_from_x0',
-           'reference_grid', 'grid_alphas']
+__all__ = ['GRID_KINDS', 'SCHEDULES', 'sd14_scheduler', 'pixel_scheduler', 'alphas_cumprod', 'snr_db', 'q_sample', 'x0_from_eps',
+           'eps_from_x0', 'reference_grid', 'grid_alphas', 'timestep_grid', 'schedule_alphas', 'schedule_table',
+           'noised_views']
 
 # %% ../nbs/03_schedule.ipynb #c005
 _COMMON = dict(num_train_timesteps=1000, steps_offset=1, set_alpha_to_one=False, clip_sample=False,
@@ -88,3 +92,50 @@ def grid_alphas(grid:Tensor,    # descending timesteps, e.g. `reference_grid(T0,
     grid = torch.as_tensor(grid, dtype=torch.long)
     ab_t = alpha_bar[grid]
     return ab_t, torch.cat([ab_t[1:], alpha_bar[:1]])
+
+# %% ../nbs/03_schedule.ipynb #c036
+GRID_KINDS = ('reference', 'linspace', 'trailing')
+SCHEDULES = ('sd14', 'pixel')
+
+def timestep_grid(T0:int,  # start step, 1..999
+                  K:int,   # number of DDIM steps, 1..T0
+                  kind:str='reference', # 'reference' (the authors' 1 + ⌊T0/K⌋·k) | 'linspace' (T0 .. 1) | 'trailing' (T0, T0 - T0/K, ...)
+                 )->Tensor: # (K,) int64, strictly descending
+    "A DDIM timestep grid from T0: the authors' reference grid or one of two alternatives."
+    g = reference_grid(T0, K)   # validates T0 and K
+    if kind == 'reference': return g
+    if kind == 'linspace': return torch.linspace(T0, 1, K, dtype=torch.float64).round().long()
+    if kind == 'trailing': return (T0 - torch.arange(K, dtype=torch.float64) * T0 / K).round().long()
+    raise ValueError(f"grid kind {kind!r}: expected one of {GRID_KINDS}")
+
+@lru_cache(maxsize=None)
+def schedule_alphas(schedule:str='sd14', # 'sd14' (Stable Diffusion 1.4) | 'pixel' (the CPU demo's linear schedule)
+                   )->Tensor:             # (1000,) float64 ᾱ
+    "ᾱ of one of glad_nb's two noise schedules."
+    if schedule not in SCHEDULES: raise ValueError(f"schedule {schedule!r}: expected one of {SCHEDULES}")
+    return alphas_cumprod(sd14_scheduler() if schedule == 'sd14' else pixel_scheduler())
+
+def schedule_table(T0:int, K:int, kind:str='reference', schedule:str='sd14')->pd.DataFrame:
+    "One row per DDIM step: t, ᾱ_t, the ᾱ DDIM moves to, SNR in dB."
+    g = timestep_grid(T0, K, kind)
+    ab = schedule_alphas(schedule)
+    ab_t, ab_prev = grid_alphas(g, ab)
+    return pd.DataFrame(dict(t=g.numpy(), alpha_bar=ab_t.numpy(), alpha_bar_next=ab_prev.numpy(), snr_db=snr_db(ab_t).numpy()),
+                        index=pd.RangeIndex(len(g), name='step'))
+
+# %% ../nbs/03_schedule.ipynb #c039
+def noised_views(x:Tensor,   # (3,H,W) image in [-1,1]
+                 T0:int, K:int, kind:str='reference', schedule:str='sd14',
+                 n_show:int=8,   # columns: the start at T0, then grid steps spread evenly
+                 seed:int=0,     # the one ε shared by every column
+                )->tuple:        # (timesteps list, (n,3,H,W) noised images in [-1,1])
+    "The image noised to T0 and to a spread of grid steps, with one noise draw."
+    x = torch.as_tensor(x).float()
+    if x.ndim != 3 or x.shape[0] != 3: raise ValueError(f"x of shape {tuple(x.shape)}: expected one (3,H,W) image in [-1,1]")
+    g = timestep_grid(T0, K, kind)
+    pick = torch.linspace(0, len(g) - 1, min(max(n_show - 1, 1), len(g))).round().long().unique()
+    ts = [int(T0)] + g[pick].tolist()
+    eps = torch.randn(x.shape, generator=torch_generator(seed))
+    ab = schedule_alphas(schedule)
+    xt = q_sample(x[None].expand(len(ts), -1, -1, -1), eps[None].expand(len(ts), -1, -1, -1), ab[torch.tensor(ts)])
+    return ts, xt.clamp(-1, 1)

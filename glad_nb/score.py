@@ -9,17 +9,38 @@ import torch.nn.functional as F
 from torch import Tensor
 from .core import GLADConfig
 from .features import nn_distance, IMAGENET_MEAN, IMAGENET_STD
-from .synthesis import otsu_foreground
+from .core import otsu_foreground
+import inspect
+from collections import OrderedDict
+from functools import lru_cache
+import numpy as np
+from scipy import ndimage
 
 # %% auto #0
-__all__ = ['anomaly_map', 'pixel_term', 'gaussian_blur', 'object_mask', 'image_score', 'score_maps']
+__all__ = ['UPSAMPLE', 'OBJECT_SIGMA', 'distance_map', 'anomaly_map', 'pixel_term', 'imagenet_norm', 'gaussian_blur',
+           'object_mask', 'image_score', 'layer_index', 'maps_from_distances', 'score_maps', 'upsample_matrix',
+           'blur_matrix', 'Rescorer']
 
 # %% ../nbs/09_score.ipynb #c005
+UPSAMPLE = dict(mode='bilinear', align_corners=True)   # every resize of the scoring chain (the authors')
+
 def _size(size): return (size, size) if isinstance(size, int) else tuple(size)
 
 def _up(m:Tensor, size)->Tensor:
     "(B,h,w) -> (B,H,W), bilinear with align_corners=True."
-    return F.interpolate(m[:, None], size=_size(size), mode='bilinear', align_corners=True)[:, 0]
+    return F.interpolate(m[:, None], size=_size(size), **UPSAMPLE)[:, 0]
+
+def distance_map(fwd:list,         # per layer (B,h_l,w_l) input -> reconstruction NN distances
+                 rev:list|None,    # per layer reconstruction -> input distances, or None (forward only)
+                 size,             # output size, int or (H, W)
+                 reduce:str='sum', # how forward and reverse combine: 'sum' (single-class) | 'mean' (multi-class)
+                )->Tensor:         # (B,H,W) float32
+    "Upsampled per-layer distance grids summed in layer order; the reverse sum added or averaged."
+    if reduce not in ('sum', 'mean'): raise ValueError(f"reduce={reduce!r}: expected 'sum' or 'mean'")
+    A = sum(_up(d.float(), size) for d in fwd)
+    if rev is None: return A
+    R = sum(_up(d.float(), size) for d in rev)
+    return A + R if reduce == 'sum' else (A + R) / 2
 
 def anomaly_map(feats_in:list,    # per layer (B,C,h,w) features of the input
                 feats_rec:list,   # per layer (B,C,h,w) features of the reconstruction
@@ -31,11 +52,9 @@ def anomaly_map(feats_in:list,    # per layer (B,C,h,w) features of the input
     "Sum over layers of the upsampled nearest-neighbour cosine distance maps (optionally both directions)."
     if len(feats_in) != len(feats_rec) or not feats_in:
         raise ValueError(f"expected equal, non-empty lists of feature maps, got {len(feats_in)} and {len(feats_rec)}")
-    if reduce not in ('sum', 'mean'): raise ValueError(f"reduce={reduce!r}: expected 'sum' or 'mean'")
-    fwd = sum(_up(nn_distance(a, b, chunk), size) for a, b in zip(feats_in, feats_rec))
-    if not reverse: return fwd
-    rev = sum(_up(nn_distance(b, a, chunk), size) for a, b in zip(feats_in, feats_rec))
-    return fwd + rev if reduce == 'sum' else (fwd + rev) / 2
+    fwd = [nn_distance(a, b, chunk) for a, b in zip(feats_in, feats_rec)]
+    rev = [nn_distance(b, a, chunk) for a, b in zip(feats_in, feats_rec)] if reverse else None
+    return distance_map(fwd, rev, size, reduce)
 
 # %% ../nbs/09_score.ipynb #c009
 def pixel_term(x:Tensor,      # (B,3,H,W) input, at the map's resolution
@@ -53,6 +72,13 @@ def pixel_term(x:Tensor,      # (B,3,H,W) input, at the map's resolution
     if maxima == 'batch': ma, md = A.max(), D.max()
     else: ma, md = A.flatten(1).amax(1)[:, None, None], D.flatten(1).amax(1)[:, None, None]
     return A + v * ma * (D / md.clamp_min(torch.finfo(D.dtype).tiny))
+
+def imagenet_norm(x:Tensor, # (B,3,H,W) images in [-1,1]
+                 )->Tensor: # float32, ImageNet-normalised
+    "[-1,1] -> [0,1] -> (x - ImageNet mean) / ImageNet std: the space of the authors' pixel term."
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return ((x.float() + 1) / 2 - mean) / std
 
 # %% ../nbs/09_score.ipynb #c013
 def _src_index(n:int, r:int, mode:str, device=None)->Tensor:
@@ -87,9 +113,11 @@ def gaussian_blur(m:Tensor,           # (..., H, W) maps
     return _blur_last(out.transpose(-1, -2), k, mode).transpose(-1, -2)
 
 # %% ../nbs/09_score.ipynb #c017
+OBJECT_SIGMA = 6.0   # the blur of both smoothing steps of the object mask (the authors')
+
 def object_mask(x:Tensor,           # (B,3,H,W) images in [-1,1]
                 mode:str='none',    # 'dark' | 'bright' object, or 'none' (mask of ones)
-                sigma:float=6.0,    # blur of both smoothing steps
+                sigma:float=OBJECT_SIGMA, # blur of both smoothing steps
                )->Tensor:           # (B,1,H,W) in [0,1]
     "Otsu foreground, blurred, binarised > 0 (a dilation), blurred again."
     fg = otsu_foreground(x, mode)
@@ -109,34 +137,165 @@ def image_score(maps:Tensor, # (B,H,W) or (B,1,H,W) anomaly maps
     return flat.topk(topk, 1).values.mean(1)
 
 # %% ../nbs/09_score.ipynb #c025
+def layer_index(available:tuple, # layer ids of the computed distance/feature lists
+                wanted:tuple,    # layer ids a config asks for
+               )->list:          # positions of `wanted` in `available`
+    "Where each wanted layer sits in the computed ones, or a ValueError naming the missing ones."
+    available = tuple(available)
+    missing = [l for l in wanted if l not in available]
+    if missing: raise ValueError(f"layers={tuple(wanted)}: {missing} were not extracted; available: {available}")
+    return [available.index(l) for l in wanted]
+
+def maps_from_distances(fwd:list,        # per layer (B,h_l,w_l) input -> reconstruction NN distances
+                        rev:list|None,   # per layer reverse distances (None: not computed; needs cfg.reverse False)
+                        x:Tensor|None,   # (B,3,S,S) input in [-1,1] at map size (pixel term, object mask)
+                        x_rec:Tensor|None, # (B,3,S,S) reconstruction in [-1,1] at map size (pixel term)
+                        cfg:GLADConfig,  # layers, reverse, reverse_reduce, pixel_weight, sigma, foreground, score_topk
+                        layers:tuple,    # layer ids of the lists `fwd` and `rev`
+                        size=None,       # map size S (default: cfg.feature_size)
+                        maxima:str='image', # pixel-term maxima: 'image' | 'batch' (authors')
+                       )->tuple:         # (maps (B,S,S), image scores (B,))
+    "GLAD's scoring chain (GLAD.md section 5) from per-layer distances, with the settings of `cfg`."
+    if len(fwd) != len(layers): raise ValueError(f"{len(fwd)} distance grids but layers={tuple(layers)}")
+    pick, size = layer_index(layers, cfg.layers), cfg.feature_size if size is None else size
+    if cfg.reverse and rev is None: raise ValueError("cfg.reverse is set but no reverse distances were given")
+    A = distance_map([fwd[i] for i in pick], [rev[i] for i in pick] if cfg.reverse else None, size, cfg.reverse_reduce)
+    if cfg.pixel_weight > 0: A = pixel_term(imagenet_norm(x), imagenet_norm(x_rec), A, cfg.pixel_weight, maxima)
+    A = gaussian_blur(A, cfg.sigma)
+    if cfg.foreground != 'none': A = A * object_mask(x.float(), cfg.foreground)[:, 0].to(A.dtype)
+    return A, image_score(A, cfg.score_topk)
+
+# %% ../nbs/09_score.ipynb #c029
 def _resize_like(x:Tensor, size)->Tensor:
     size = _size(size)
-    return x if tuple(x.shape[-2:]) == size else F.interpolate(x, size=size, mode='bilinear', align_corners=True)
+    return x if tuple(x.shape[-2:]) == size else F.interpolate(x, size=size, **UPSAMPLE)
 
 def score_maps(feats_in:list,   # per layer (B,C,h,w) features of the input
                feats_rec:list,  # per layer features of the reconstruction
                x:Tensor,        # (B,3,H,W) input in [-1,1]
                x_rec:Tensor,    # (B,3,H,W) reconstruction in [-1,1]
-               cfg:GLADConfig,  # sigma, score_topk, pixel_weight, layers, reverse, foreground, feature_size, preset
+               cfg:GLADConfig,  # the scoring fields (see `maps_from_distances`) and feature_size
                layers:tuple|None=None, # layer ids of the feature lists (default: cfg.layers)
                maxima:str='image',     # pixel-term maxima: 'image' | 'batch' (authors')
                chunk:int=1024,         # `nn_distance` chunk
               )->tuple:         # (maps (B,H,W) at cfg.feature_size, scores (B,))
-    "GLAD's scoring chain (GLAD.md section 5) with the settings of `cfg`."
+    "GLAD's scoring chain (GLAD.md section 5) on features, with the settings of `cfg`."
     layers = tuple(cfg.layers if layers is None else layers)
     if len(layers) != len(feats_in): raise ValueError(f"{len(feats_in)} feature maps but layers={layers}")
-    missing = [l for l in cfg.layers if l not in layers]
-    if missing: raise ValueError(f"cfg.layers={cfg.layers} asks for {missing}, not among the computed layers {layers}")
-    pick = [layers.index(l) for l in cfg.layers]
+    pick = layer_index(layers, cfg.layers)
+    fwd = {i: nn_distance(feats_in[i], feats_rec[i], chunk) for i in pick}
+    rev = {i: nn_distance(feats_rec[i], feats_in[i], chunk) for i in pick} if cfg.reverse else None
     size = cfg.feature_size
-    A = anomaly_map([feats_in[i] for i in pick], [feats_rec[i] for i in pick], size, cfg.reverse,
-                    'mean' if cfg.preset.endswith('multi') else 'sum', chunk)
-    xs, rs = _resize_like(x, size), _resize_like(x_rec, size)
-    if cfg.pixel_weight:
-        mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-        norm = lambda t: ((t.float() + 1) / 2 - mean) / std
-        A = pixel_term(norm(xs), norm(rs), A, cfg.pixel_weight, maxima)
-    A = gaussian_blur(A, cfg.sigma)
-    if cfg.foreground != 'none': A = A * object_mask(xs.float(), cfg.foreground)[:, 0].to(A.dtype)
-    return A, image_score(A, cfg.score_topk)
+    return maps_from_distances([fwd[i] for i in pick], [rev[i] for i in pick] if rev else None, _resize_like(x, size),
+                               _resize_like(x_rec, size), cfg, tuple(cfg.layers), size, maxima)
+
+# %% ../nbs/09_score.ipynb #c033
+_BLUR = {k: p.default for k, p in inspect.signature(gaussian_blur).parameters.items() if k in ('mode', 'truncate')}
+
+@lru_cache(maxsize=64)
+def upsample_matrix(n:int, S:int)->Tensor:
+    "(S, n) float64: the chain's bilinear upsampling of one axis from n to S."
+    return F.interpolate(torch.eye(n, dtype=torch.float64)[:, None, :, None], size=(S, 1), **UPSAMPLE)[:, 0, :, 0].T.contiguous()
+
+@lru_cache(maxsize=64)
+def blur_matrix(S:int, sigma:float, mode:str|None=None)->Tensor:
+    "(S, S) float64: `gaussian_blur` along one axis of length S (default border mode and truncation), borders included."
+    if sigma == 0: return torch.eye(S, dtype=torch.float64)
+    # gaussian_blur equals scipy's filter with the same mode and truncation (tested above), which builds B fast
+    B = ndimage.gaussian_filter1d(np.eye(S), sigma, axis=0, mode=mode or _BLUR['mode'], truncate=_BLUR['truncate'])
+    return torch.from_numpy(B)
+
+# %% ../nbs/09_score.ipynb #c036
+class Rescorer:
+    "Anomaly maps and image scores of a `ScoreCache` for any scoring settings, staged and memoised."
+    def __init__(self, cache,                # a `pipeline.ScoreCache` (images, recons, layers, fwd, rev, size)
+                 keep:int=6):                # full-size (N,S,S) intermediates kept in memory
+        self.cache, self.keep, self.S = cache, keep, cache.size
+        self._small, self._big = {}, OrderedDict()
+
+    def _get(self, store, key, fn):
+        if key in store:
+            if store is self._big: store.move_to_end(key)
+            return store[key]
+        v = store[key] = fn()
+        if store is self._big and len(store) > self.keep: store.popitem(last=False)
+        return v
+
+    @staticmethod
+    def _key(cfg): return (tuple(cfg.layers), bool(cfg.reverse), cfg.reverse_reduce, float(cfg.sigma), float(cfg.pixel_weight), cfg.foreground)
+
+    def grids(self, layers:tuple, reverse:bool, reduce:str='sum')->dict:
+        "{(h, w): (N,h,w)}: the chosen layers' distance grids summed per grid size (both directions if `reverse`)."
+        def f():
+            out = {}
+            for i in layer_index(self.cache.layers, layers):
+                for d in ([self.cache.fwd[i], self.cache.rev[i]] if reverse else [self.cache.fwd[i]]):
+                    k = tuple(d.shape[-2:])
+                    out[k] = out[k] + d.float() if k in out else d.float()
+            return {k: v / 2 for k, v in out.items()} if reverse and reduce == 'mean' else out
+        return self._get(self._small, ('grids', tuple(layers), bool(reverse), reduce), f)
+
+    def P(self, shape:tuple, sigma:float)->tuple:
+        "Blur after upsampling, per axis, for a grid of `shape`: (S,h) and (S,w) float32."
+        def f():
+            B = blur_matrix(self.S, sigma)
+            return (B @ upsample_matrix(shape[0], self.S)).float(), (B @ upsample_matrix(shape[1], self.S)).float()
+        return self._get(self._small, ('P', tuple(shape), float(sigma)), f)
+
+    def _project(self, grids:dict, sigma:float)->Tensor:
+        A = None
+        for k, G in grids.items():
+            Ph, Pw = self.P(k, sigma)
+            A = Ph @ G @ Pw.T if A is None else A.add_(Ph @ G @ Pw.T)
+        return A
+
+    def _x(self, which:str)->Tensor: return (self.cache.images if which == 'x' else self.cache.recons).float() / 127.5 - 1
+
+    def amax(self, layers, reverse, reduce='sum')->Tensor:
+        "(N,) per-image maximum of the unblurred map (the pixel term's max(A))."
+        return self._get(self._small, ('amax', tuple(layers), bool(reverse), reduce),
+                         lambda: self._project(self.grids(layers, reverse, reduce), 0.0).flatten(1).amax(1))
+
+    def pixel_blur(self, sigma:float)->Tensor:
+        "(N,S,S): blur(D / max D), D the pixel difference of `pixel_term` on normalised images."
+        def f():
+            x, xr = imagenet_norm(self._x('x')), imagenet_norm(self._x('r'))
+            Dn = pixel_term(x, xr, torch.ones(len(x), self.S, self.S), 1.0) - 1   # = D / max(D), per image
+            B = blur_matrix(self.S, sigma).float()
+            return B @ Dn @ B.T
+        return self._get(self._big, ('pixel', float(sigma)), f)
+
+    def object_mask(self, mode:str)->Tensor:
+        "(N,S,S): `object_mask` (Otsu foreground, dilated by the blur's radius, blurred)."
+        def f():
+            B = blur_matrix(self.S, OBJECT_SIGMA, 'reflect')
+            band, B = (B > 0).float(), B.float()            # band: the blur's support, |i - j| <= its radius
+            fg = otsu_foreground(self._x('x'), mode)[:, 0]
+            dil = ((band @ fg @ band.T) > 0.5).float()      # = (blur(fg) > 0), a square dilation
+            return B @ dil @ B.T
+        return self._get(self._big, ('fg', mode), f)
+
+    def base(self, cfg:GLADConfig)->Tensor:
+        "(N,S,S) blurred layer sum: the map before the pixel term and the object mask."
+        layers, rev, red, sigma = self._key(cfg)[:4]
+        return self._get(self._big, ('base', layers, rev, red, sigma), lambda: self._project(self.grids(layers, rev, red), sigma))
+
+    def maps(self, cfg:GLADConfig)->Tensor:
+        "(N,S,S) anomaly maps for the scoring fields of `cfg`."
+        layers, rev, red, sigma, v, fg = self._key(cfg)
+        if v == 0 and fg == 'none': return self.base(cfg)
+        def f():
+            A = self.base(cfg)
+            if v > 0: A = A + (v * self.amax(layers, rev, red))[:, None, None] * self.pixel_blur(sigma)
+            return A * self.object_mask(fg) if fg != 'none' else A
+        return self._get(self._big, ('maps', *self._key(cfg)), f)
+
+    def __call__(self, cfg:GLADConfig)->tuple:
+        "(maps (N,S,S), image scores (N,)) like `maps_from_distances` on the whole cache."
+        maps = self.maps(cfg)
+        return maps, self._get(self._small, ('scores', *self._key(cfg), int(cfg.score_topk)), lambda: image_score(maps, cfg.score_topk))
+
+    def preview(self, cfg:GLADConfig, stride:int)->Tensor:
+        "(N,⌈S/s⌉,⌈S/s⌉) the maps on every stride-th row and column (what the preview metrics see)."
+        maps = self.maps(cfg)
+        return self._get(self._small, ('preview', *self._key(cfg), int(stride)), lambda: maps[:, ::stride, ::stride].contiguous())

@@ -10,11 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 import torchvision.transforms.v2.functional as TF
-from .core import read_image
+from functools import lru_cache
+from .core import torch_generator
+from .core import read_image, otsu_foreground   # Otsu: in core, shared with scoring
 
 # %% auto #0
-__all__ = ['AUGMENTATIONS', 'SKIMAGE_TEXTURES', 'perlin_noise', 'perlin_mask', 'otsu_threshold', 'otsu_foreground',
-           'grid_shuffle', 'augment_source', 'procedural_texture', 'TextureSource', 'blend', 'synthesize']
+__all__ = ['AUGMENTATIONS', 'SKIMAGE_TEXTURES', 'SOURCES', 'perlin_noise', 'perlin_mask', 'grid_shuffle', 'augment_source',
+           'procedural_texture', 'TextureSource', 'blend', 'anomaly_source', 'synthesize', 'synthesis_view']
 
 # %% ../nbs/05_synthesis.ipynb #c006
 def _gdev(g): return g.device if g is not None else torch.device('cpu')
@@ -88,42 +90,7 @@ def perlin_mask(n:int,            # number of masks
     "Binary anomaly masks from thresholded, rotated Perlin noise."
     return (perlin_noise(n, h, w, generator, device) > threshold).float()[:, None]
 
-# %% ../nbs/05_synthesis.ipynb #c021
-_LUMA = (0.299, 0.587, 0.114)
-
-def _gray_levels(x:Tensor)->Tensor:
-    "(B,1,H,W) integer gray levels 0..255 from (B,3,H,W) or (B,1,H,W) images in [-1, 1]."
-    if x.ndim != 4 or x.shape[1] not in (1, 3):
-        raise ValueError(f"expected images of shape (B,3,H,W) or (B,1,H,W), got {tuple(x.shape)}")
-    x01 = ((x.float() + 1) / 2).clamp(0, 1)
-    if x.shape[1] == 3: x01 = sum(c * x01[:, i:i + 1] for i, c in enumerate(_LUMA))
-    return (x01 * 255).round().long()
-
-def otsu_threshold(x:Tensor, # (B,3,H,W) or (B,1,H,W) images in [-1, 1]
-                  )->Tensor: # (B,) gray level in 0..255; 'bright' foreground is level > threshold
-    "Per-image Otsu threshold of the 8-bit grayscale image."
-    q = _gray_levels(x).flatten(1)
-    hist = torch.zeros(q.shape[0], 256, dtype=torch.float64, device=q.device).scatter_add_(1, q, torch.ones_like(q, dtype=torch.float64))
-    lv = torch.arange(256, dtype=torch.float64, device=q.device)
-    w1, w2 = hist.cumsum(1), hist.flip(1).cumsum(1).flip(1)
-    m1 = (hist * lv).cumsum(1) / w1
-    m2 = (hist * lv).flip(1).cumsum(1).flip(1) / w2
-    var = (w1[:, :-1] * w2[:, 1:] * (m1[:, :-1] - m2[:, 1:]) ** 2).nan_to_num(0.0)
-    return var.argmax(1)
-
-def otsu_foreground(x:Tensor,          # (B,3,H,W) or (B,1,H,W) images in [-1, 1]
-                    mode:str='dark',   # 'dark' (object below the threshold) | 'bright' (above) | 'none' (all)
-                   )->Tensor:          # (B,1,H,W) float32 in {0, 1}
-    "Binary object mask by Otsu's threshold, per image."
-    if mode not in ('dark', 'bright', 'none'):
-        raise ValueError(f"foreground mode {mode!r}: expected 'dark', 'bright' or 'none'")
-    if x.ndim != 4 or x.shape[1] not in (1, 3):
-        raise ValueError(f"expected images of shape (B,3,H,W) or (B,1,H,W), got {tuple(x.shape)}")
-    if mode == 'none': return torch.ones(x.shape[0], 1, *x.shape[2:], device=x.device)
-    q, t = _gray_levels(x), otsu_threshold(x)[:, None, None, None]
-    return (q > t if mode == 'bright' else q <= t).float()
-
-# %% ../nbs/05_synthesis.ipynb #c026
+# %% ../nbs/05_synthesis.ipynb #c023
 def grid_shuffle(x:Tensor, # (B,C,H,W) images
                  n:int=8,  # tiles per side
                  generator:torch.Generator|None=None, # source of the permutations
@@ -137,7 +104,7 @@ def grid_shuffle(x:Tensor, # (B,C,H,W) images
     tiles = tiles.gather(1, perm[:, :, None, None, None].expand_as(tiles))
     return tiles.reshape(B, n, n, C, th, tw).permute(0, 3, 1, 4, 2, 5).reshape(B, C, H, W)
 
-# %% ../nbs/05_synthesis.ipynb #c029
+# %% ../nbs/05_synthesis.ipynb #c026
 AUGMENTATIONS = ('gamma', 'brightness', 'sharpness', 'hue_saturation', 'solarize', 'posterize',
                  'invert', 'autocontrast', 'equalize', 'rotate')
 
@@ -167,7 +134,7 @@ def _rotate(x:Tensor, deg:Tensor)->Tensor:
     grid = F.affine_grid(theta, (B, C, H, W), align_corners=False)
     return F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
 
-# %% ../nbs/05_synthesis.ipynb #c032
+# %% ../nbs/05_synthesis.ipynb #c029
 def _aug_params(B, g, device)->dict:
     "Parameters of all ten augmentations for B samples (always the same number of draws)."
     u = lambda lo, hi, *s: _uniform(lo, hi, (B, *s), g, device)
@@ -200,7 +167,7 @@ def _apply_aug(k:int, x:Tensor, p:dict)->Tensor:
     if name == 'rotate': return _rotate(x, p['rot'])
     raise ValueError(f"unknown augmentation {k}")
 
-# %% ../nbs/05_synthesis.ipynb #c033
+# %% ../nbs/05_synthesis.ipynb #c030
 def augment_source(x:Tensor, # (B,3,H,W) anomaly sources in [0, 1]
                    generator:torch.Generator|None=None, # source of every random draw
                    n_ops:int=3, # distinct augmentations per sample
@@ -218,7 +185,7 @@ def augment_source(x:Tensor, # (B,3,H,W) anomaly sources in [0, 1]
             out[idx] = _apply_aug(k, out[idx], {n: v[idx] for n, v in p.items()}).clamp(0, 1)
     return (out, ops) if return_ops else out
 
-# %% ../nbs/05_synthesis.ipynb #c038
+# %% ../nbs/05_synthesis.ipynb #c035
 def procedural_texture(n:int, # number of textures
                        h:int, # height
                        w:int, # width
@@ -243,7 +210,7 @@ def procedural_texture(n:int, # number of textures
     grain = 0.08 * perlin_noise(n, h, w, generator, device, scales=(5, 5))[:, None]
     return (out + grain).clamp(0, 1)
 
-# %% ../nbs/05_synthesis.ipynb #c040
+# %% ../nbs/05_synthesis.ipynb #c037
 SKIMAGE_TEXTURES = ('brick', 'grass', 'gravel', 'immunohistochemistry', 'hubble_deep_field', 'retina',
                     'coffee', 'chelsea', 'rocket', 'astronaut', 'moon', 'coins')
 _IMG_EXT = ('.jpg', '.jpeg', '.png')
@@ -321,7 +288,7 @@ class TextureSource:
             out[i] = self._crop(bank[which[i]], h, w, generator)
         return out
 
-# %% ../nbs/05_synthesis.ipynb #c046
+# %% ../nbs/05_synthesis.ipynb #c043
 def blend(x:Tensor,    # (B,C,H,W) images
           src:Tensor,  # (B,C,H,W) anomaly sources, same range as x
           mask:Tensor, # (B,1,H,W) in [0, 1]
@@ -332,7 +299,7 @@ def blend(x:Tensor,    # (B,C,H,W) images
     if beta.ndim == 1: beta = beta.view(-1, 1, 1, 1)
     return x * (1 - mask) + (1 - beta) * src * mask + beta * x * mask
 
-# %% ../nbs/05_synthesis.ipynb #c049
+# %% ../nbs/05_synthesis.ipynb #c046
 _DEFAULT_TEXTURES = None
 
 def _textures(textures)->TextureSource:
@@ -341,6 +308,21 @@ def _textures(textures)->TextureSource:
     if textures is not None: return TextureSource(textures)
     if _DEFAULT_TEXTURES is None: _DEFAULT_TEXTURES = TextureSource()
     return _DEFAULT_TEXTURES
+
+def anomaly_source(x:Tensor,        # (n,3,H,W) images in [-1, 1]
+                   texture:Tensor,  # (n,) bool: a texture source where True, else the image's own tiles shuffled
+                   textures=None,   # TextureSource, a DTD folder, or None (offline fallback)
+                   generator:torch.Generator|None=None, # source of every random draw
+                   grid:int=8,      # tiles per side of the structural shuffle
+                   augment:bool=True, # apply 3 of the 10 augmentations (as ATP does)
+                  )->Tensor:        # (n,3,H,W) in [0, 1]
+    "ATP's anomaly source per sample: a texture or the image's shuffled tiles, augmented."
+    H, W = x.shape[-2:]
+    src = (x.float().clamp(-1, 1) + 1) / 2
+    if texture.any(): src[texture] = _textures(textures).sample(int(texture.sum()), H, W, generator, x.device)
+    if augment: src = augment_source(src, generator)
+    if (~texture).any(): src[~texture] = grid_shuffle(src[~texture], grid, generator)
+    return src
 
 def synthesize(x:Tensor,            # (B,3,H,W) normal images in [-1, 1]
                prob:float=0.5,      # chance that a sample gets an anomaly
@@ -368,10 +350,37 @@ def synthesize(x:Tensor,            # (B,3,H,W) normal images in [-1, 1]
     m = perlin_mask(n, H, W, threshold, g, dev) * otsu_foreground(xs, foreground)
     beta = _uniform(0, beta_max, (n,), g, dev)
     tex = _rand((n,), g, dev) < 0.5
-    src = (xs.clamp(-1, 1) + 1) / 2
-    if tex.any(): src[tex] = _textures(textures).sample(int(tex.sum()), H, W, g, dev)
-    src = augment_source(src, g)
-    if (~tex).any(): src[~tex] = grid_shuffle(src[~tex], grid, g)
+    src = anomaly_source(xs, tex, textures, g, grid)
     out[idx] = blend(xs, src * 2 - 1, m, beta).clamp(-1, 1).to(x.dtype)
     mask[idx] = m
     return out, mask, mask.flatten(1).amax(1) > 0
+
+# %% ../nbs/05_synthesis.ipynb #c057
+SOURCES = ('texture', 'structural')
+
+def synthesis_view(x:Tensor,             # (B,3,H,W) normal images in [-1,1]
+                   scales:tuple=(0, 5),  # Perlin lattice cells 2^k per axis, k ~ U{scales}
+                   threshold:float=0.3,  # mask = noise > threshold
+                   beta:float=0.5,       # share of the original kept inside the mask
+                   source:str='texture', # 'texture' | 'structural' (the image's own tiles, shuffled)
+                   foreground:str='none',# Otsu foreground: 'dark' | 'bright' | 'none'
+                   seed:int=0,           # all draws come from this seed
+                   augment:bool=True,    # apply 3 random augmentations to the source (as ATP does)
+                   textures=None,        # TextureSource, DTD folder or None (offline fallback)
+                  )->dict:               # noise, foreground, mask, source, anomaly (all (B,·,H,W))
+    "Each step of ATP's synthesis with its parameters fixed (GLAD.md section 3)."
+    if x.ndim != 4 or x.shape[1] != 3: raise ValueError(f"x of shape {tuple(x.shape)}: expected (B,3,H,W) images in [-1,1]")
+    if source not in SOURCES: raise ValueError(f"source {source!r}: expected one of {SOURCES}")
+    if not 0 <= beta <= 1: raise ValueError(f"beta={beta}: expected a value in [0, 1]")
+    B, _, H, Wd = x.shape
+    g = torch_generator(seed)
+    noise = perlin_noise(B, H, Wd, g, scales=tuple(int(s) for s in scales))      # the steps of `synthesis.synthesize`
+    fg = otsu_foreground(x, foreground)
+    mask = (noise > threshold).float()[:, None] * fg
+    tex = textures if isinstance(textures, TextureSource) else _texture_source(textures)
+    src = anomaly_source(x, torch.full((B,), source == 'texture'), tex, g, augment=augment)
+    anomaly = blend(x.float(), src * 2 - 1, mask, beta).clamp(-1, 1)
+    return dict(noise=noise, foreground=fg, mask=mask, source=src * 2 - 1, anomaly=anomaly)
+
+@lru_cache(maxsize=4)
+def _texture_source(root=None)->TextureSource: return TextureSource(root)
