@@ -84,7 +84,6 @@ def interpolate_pos_embed(pos_embed:Tensor, # (1, 1+N*N, D): CLS position first,
 _VIT_KEYS = ('cls_token', 'pos_embed', 'patch_embed.', 'blocks.', 'norm.')
 
 def load_state_file(path, # .pth / .pt / .bin (torch) or .safetensors
-                    weights_only:bool=True, # torch.load safety; set False only for a file you trust
                    )->dict:
     "Read a state dict from a local file (no network)."
     path = Path(path)
@@ -93,10 +92,10 @@ def load_state_file(path, # .pth / .pt / .bin (torch) or .safetensors
     if path.suffix == '.safetensors':
         from safetensors.torch import load_file
         return load_file(str(path))
-    try: return torch.load(path, map_location='cpu', weights_only=weights_only)
+    try: return torch.load(path, map_location='cpu', weights_only=True)   # torch's restricted loader: tensors and plain containers, no arbitrary objects
     except Exception as e:
-        raise ValueError(f"could not read {path} with torch.load(weights_only={weights_only}): {e}. "
-                         "If the file is a full training checkpoint you trust, pass weights_only=False.") from e
+        raise ValueError(f"could not read {path} as a plain state dict ({type(e).__name__}; glad_nb loads no arbitrary pickled objects): "
+                         "save the ViT's state dict alone (e.g. a DINO checkpoint's 'teacher' entry) with torch.save or safetensors") from e
 
 def dino_state_dict(sd:dict, # any of: ViT state dict, {'teacher': ...}, {'student': ...}, {'model'|'state_dict': ...}
                     which:str='teacher', # which network of a full DINO training checkpoint
@@ -181,11 +180,10 @@ class DinoExtractor(FeatureExtractor):
     def from_checkpoint(cls, path,                    # local .pth/.safetensors: original DINO or timm format
                         layers:tuple=(3, 6, 9, 12), input_size:int|tuple|None=512, pos_interp:str='dino',
                         num_heads:int|None=None,      # attention heads (default dim/64)
-                        weights_only:bool=True,       # torch.load safety flag
                         input_norm:str='imagenet',    # 'imagenet' (scoring) or 'raw' (ADS)
                        ):
         "Build the ViT from the checkpoint's own shapes and load its weights (no network)."
-        sd = dino_state_dict(load_state_file(path, weights_only))
+        sd = dino_state_dict(load_state_file(path))
         vit = _vit(vit_config(sd, num_heads))
         vit.load_state_dict(sd, strict=False)  # keys were filtered to the ViT's own
         missing = set(vit.state_dict()) - set(sd)
