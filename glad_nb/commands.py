@@ -104,7 +104,8 @@ def _evaluate_category(glad, test_ds, folder:Path, batch_size:int, progress:bool
 # %% ../nbs/14_commands.ipynb #c014
 def cmd_demo(args)->int:
     "The CPU demo end to end."
-    from glad_nb.data import make_demo_dataset, DemoDataset
+    from glad_nb.data import DemoDataset
+    from glad_nb.demo import make_demo_dataset
     from glad_nb.pipeline import demo_glad, calibrate_tau, GLAD, MODEL_JSON
     t0 = time.time()
     cats = resolve_categories('demo', None, args.category)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #c003
 from __future__ import annotations
-import csv, json, os, shutil, warnings, zlib
+import csv, warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,10 +16,9 @@ from torch.utils.data import Dataset
 from .core import read_image, read_mask, MVTEC_CATEGORIES, MPDD_CATEGORIES, VISA_CATEGORIES, PCBBANK_CATEGORIES
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'MASK_BINARIZE', 'VISA_COLUMNS', 'DEMO_CATEGORIES', 'DEMO_DEFECTS', 'DEMO_DEFECT_FNS', 'DATASETS',
-           'Sample', 'list_images', 'load_sample', 'AnomalyDataset', 'check_readable', 'scan_mvtec_layout',
-           'MVTecDataset', 'MPDDDataset', 'PCBBankDataset', 'read_visa_split', 'VisADataset', 'FolderDataset',
-           'stroke_alpha', 'blob_alpha', 'demo_root', 'make_demo_dataset', 'DemoDataset', 'get_dataset',
+__all__ = ['IMAGE_EXTS', 'MASK_BINARIZE', 'VISA_COLUMNS', 'DEMO_CATEGORIES', 'DEMO_DEFECTS', 'DATASETS', 'Sample', 'list_images',
+           'load_sample', 'AnomalyDataset', 'check_readable', 'scan_mvtec_layout', 'MVTecDataset', 'MPDDDataset',
+           'PCBBankDataset', 'read_visa_split', 'VisADataset', 'FolderDataset', 'DemoDataset', 'get_dataset',
            'list_categories', 'plot_samples']
 
 # %% ../nbs/01_data.ipynb #c006
@@ -140,7 +139,7 @@ class AnomalyDataset(Dataset):
         return (f"{type(self).__name__}({self.category!r}, {self.split!r}, n={len(self)}, "
                 f"anomalous={int(self.labels.sum())}, root={str(self.root)!r}, image_size={self.image_size})")
 
-# %% ../nbs/01_data.ipynb #d101
+# %% ../nbs/01_data.ipynb #c016
 def _files_of(data)->list[Path]:
     "Image and mask files of a dataset, a list of `Sample`s or a list of files: in order, each once."
     out = {}
@@ -179,7 +178,7 @@ def _drop_unreadable(samples:list[Sample])->list[Sample]:
     for p, why in bad.items(): warnings.warn(f"skipping unreadable file {p}: {why}", stacklevel=3)
     return [s for s in samples if Path(s.path) not in bad and (s.mask_path is None or Path(s.mask_path) not in bad)]
 
-# %% ../nbs/01_data.ipynb #c016
+# %% ../nbs/01_data.ipynb #c019
 def scan_mvtec_layout(cat_dir,        # <root>/<category>
                       split:str,      # 'train' | 'test'
                       require_masks:bool=True # anomalous test images must have a mask
@@ -223,7 +222,7 @@ class PCBBankDataset(MVTecDataset):
     "PCB-Bank in the converted layout: test/good, test/bad, ground_truth/bad/<stem>.png."
     CATEGORIES, name = PCBBANK_CATEGORIES, 'pcbbank'
 
-# %% ../nbs/01_data.ipynb #c020
+# %% ../nbs/01_data.ipynb #c023
 VISA_COLUMNS = ('object', 'split', 'label', 'image', 'mask')
 
 @lru_cache(maxsize=8)
@@ -253,7 +252,7 @@ def read_visa_split(path)->list[dict]:
     st = path.stat()
     return [dict(zip(VISA_COLUMNS, r)) for r in _read_visa_split(str(path), st.st_mtime_ns, st.st_size)]
 
-# %% ../nbs/01_data.ipynb #c023
+# %% ../nbs/01_data.ipynb #c026
 def _find_visa_csv(root:Path)->Path:
     cands = [root/'split_csv'/'1cls.csv', root/'1cls.csv', root/'visa_split_1cls.csv']
     for c in cands:
@@ -302,7 +301,7 @@ class VisADataset(AnomalyDataset):
                                     f"e.g. {', '.join(map(str, missing[:3]))}")
         return samples
 
-# %% ../nbs/01_data.ipynb #c027
+# %% ../nbs/01_data.ipynb #c030
 class FolderDataset(AnomalyDataset):
     "Normal images, anomalous images and optional masks from plain folders."
     name = 'folder'
@@ -355,311 +354,18 @@ class FolderDataset(AnomalyDataset):
                 samples.append(Sample(p, 1, ad.name, m))
         return samples
 
-# %% ../nbs/01_data.ipynb #c030
+# %% ../nbs/01_data.ipynb #c034
 DEMO_CATEGORIES = ('brick', 'grass', 'gravel', 'coffee')
 DEMO_DEFECTS = {'brick': ('crack', 'hole', 'scratch'), 'grass': ('foreign_object', 'hole', 'stain'),
                 'gravel': ('foreign_object', 'stain', 'hole'), 'coffee': ('crack', 'missing_piece', 'foreign_object')}
-_DEMO_VERSION = 1
-# skimage.data.coffee, in photograph pixels: saucer and cup rim as ellipses (centre x, y, semi-axes a, b),
-# cup body (with handle and shadow) and spoon as polygons of (x, y)
-_SAUCER, _CUP = (279, 229, 197, 156), (291, 113, 116, 94)
-_CUP_BODY = [(172, 113), (410, 113), (400, 200), (385, 240), (345, 280), (320, 300), (300, 330), (250, 340),
-             (205, 320), (192, 260), (183, 200)]
-_SPOON = [(398, 66), (424, 72), (402, 200), (400, 240), (408, 285), (395, 318), (360, 328), (328, 312), (326, 275),
-          (350, 245), (375, 228), (385, 200)]
-
-@lru_cache(maxsize=None)
-def _demo_photo(category:str)->np.ndarray:
-    "The category's photograph as (H, W, 3) float32 in [0, 1]."
-    import skimage.data
-    a = getattr(skimage.data, category)().astype(np.float32) / 255
-    return np.repeat(a[..., None], 3, -1) if a.ndim == 2 else a[..., :3]
-
-@lru_cache(maxsize=None)
-def _coffee_masks()->np.ndarray:
-    "(3, H, W) float32 masks of the coffee photo: plate (free saucer surface), saucer, rim (visible saucer edge)."
-    from PIL import ImageDraw
-    h, w = _demo_photo('coffee').shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    ell = lambda cx, cy, a, b: np.sqrt(((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2)
-    rs, rc = ell(*_SAUCER), ell(*_CUP)
-    busy = Image.new('L', (w, h)); dr = ImageDraw.Draw(busy)
-    dr.polygon(_CUP_BODY, fill=1); dr.polygon(_SPOON, fill=1)
-    busy = (np.asarray(busy) > 0) | (rc <= 1.05)
-    saucer = rs <= 1
-    plate, rim = saucer & ~busy, saucer & (rs > 0.93) & ~busy
-    return np.stack([plate, saucer, rim]).astype(np.float32)
-
-@lru_cache(maxsize=None)
-def _coins()->list:
-    "Coins cut from skimage.data.coins: list of (gray patch in [0, 1], binary mask), both square float32."
-    import skimage.data
-    from skimage.filters import threshold_otsu
-    im = skimage.data.coins().astype(np.float32) / 255
-    lab, _ = ndi.label(ndi.binary_fill_holes(ndi.binary_opening(im > threshold_otsu(im), iterations=2)))
-    out = []
-    for i, sl in enumerate(ndi.find_objects(lab), 1):
-        h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
-        m = lab[sl] == i
-        if m.sum() < 1000 or not 0.85 < h / w < 1.15 or m.sum() < 0.85 * np.pi * h * w / 4: continue
-        s = max(h, w); y0, x0 = sl[0].start - (s - h) // 2, sl[1].start - (s - w) // 2
-        g = im[y0:y0 + s, x0:x0 + s]; mm = (lab[y0:y0 + s, x0:x0 + s] == i)
-        if g.shape == (s, s): out.append((g, mm.astype(np.float32)))
-    return out
-
-# %% ../nbs/01_data.ipynb #c033
-def _grid(W): return np.mgrid[0:W, 0:W].astype(np.float32)   # (rows, cols)
-
-def stroke_alpha(W:int,           # canvas size (W x W)
-                 pts:np.ndarray,  # (n, 2) polyline vertices as (x, y) = (col, row)
-                 widths,          # stroke width per segment (n-1,) or a scalar
-                )->np.ndarray:    # (W, W) float32 opacity
-    "Opacity of a polyline stroke of varying width, with a one pixel anti-aliased edge."
-    pts = np.asarray(pts, np.float32); widths = np.broadcast_to(np.asarray(widths, np.float32), (len(pts) - 1,))
-    yy, xx = _grid(W); a = np.zeros((W, W), np.float32)
-    for (p, q, w) in zip(pts[:-1], pts[1:], widths):
-        r = w / 2 + 2
-        x0, x1 = int(max(min(p[0], q[0]) - r, 0)), int(min(max(p[0], q[0]) + r + 1, W))
-        y0, y1 = int(max(min(p[1], q[1]) - r, 0)), int(min(max(p[1], q[1]) + r + 1, W))
-        if x0 >= x1 or y0 >= y1: continue
-        X, Y = xx[y0:y1, x0:x1], yy[y0:y1, x0:x1]
-        d = q - p; L2 = max(float(d @ d), 1e-12)
-        t = np.clip(((X - p[0]) * d[0] + (Y - p[1]) * d[1]) / L2, 0, 1)
-        dist = np.hypot(X - p[0] - t * d[0], Y - p[1] - t * d[1])
-        a[y0:y1, x0:x1] = np.maximum(a[y0:y1, x0:x1], np.clip(w / 2 - dist + 0.5, 0, 1))
-    return a
-
-def blob_alpha(W:int,              # canvas size
-               center,             # (x, y)
-               radius:float,       # mean radius in pixels
-               rng:np.random.Generator,
-               rough:float=0.2,    # outline wobble (relative amplitude of the harmonics)
-               aspect:float=1.0,   # y/x axis ratio before rotation
-               angle:float=0.0,    # rotation in radians
-               n_harm:int=5,       # number of outline harmonics
-              )->np.ndarray:       # (W, W) float32 opacity
-    "Opacity of a blob with a wobbly outline r(θ) = R (1 + Σ a_k cos(kθ + φ_k)), anti-aliased."
-    yy, xx = _grid(W)
-    dx, dy = xx - center[0], yy - center[1]
-    c, s = np.cos(angle), np.sin(angle)
-    u, v = c * dx + s * dy, (-s * dx + c * dy) / aspect
-    d, th = np.hypot(u, v), np.arctan2(v, u)
-    r = np.ones_like(d)
-    for k in range(2, n_harm + 2):
-        r += rng.uniform(-rough, rough) / (k - 1) * np.cos(k * th + rng.uniform(0, 2 * np.pi))
-    return np.clip(radius * r - d + 0.5, 0, 1).astype(np.float32)
 
 # %% ../nbs/01_data.ipynb #c036
-def _pick_center(ctx, rng, margin, within=None):
-    "A random (x, y) at least `margin` px inside the canvas (and inside `within` > 0.5 if given)."
-    W = ctx['W']
-    if within is None: return rng.uniform(margin, W - margin, 2)
-    ok = within > 0.5
-    ok[:int(margin)], ok[W - int(margin):], ok[:, :int(margin)], ok[:, W - int(margin):] = False, False, False, False
-    ys, xs = np.nonzero(ok)
-    if len(ys) == 0: return rng.uniform(margin, W - margin, 2)
-    i = rng.integers(len(ys)); return np.array([xs[i], ys[i]], np.float32) + rng.uniform(-0.5, 0.5, 2)
-
-def _lum(img): return img.mean(-1, keepdims=True)
-
-def _scratch(img, ctx, rng):
-    W = ctx['W']; p0 = _pick_center(ctx, rng, 0.2 * W, ctx.get('obj'))
-    th, L = rng.uniform(0, np.pi), rng.uniform(0.3, 0.5) * W
-    d = np.array([np.cos(th), np.sin(th)]); n = np.array([-d[1], d[0]])
-    t = np.linspace(-0.5, 0.5, 24)[:, None]; bend = rng.uniform(-0.15, 0.15) * L
-    pts = p0 + t * L * d + (1 - 4 * t ** 2) * bend * n
-    a = stroke_alpha(W, pts, max(rng.uniform(0.02, 0.03) * W, 3.2))
-    if 'obj' in ctx: a = a * (ctx['obj'] > 0.5)
-    light = rng.uniform(0.8, 0.95) * (0.85 + 0.15 * _lum(img))
-    return img + 0.9 * a[..., None] * (light - img), a
-
-def _crack(img, ctx, rng):
-    W = ctx['W']; p = _pick_center(ctx, rng, 0.25 * W, ctx.get('obj'))
-    def walk(p, th, n, w0):
-        pts, step = [p], W / 40
-        for _ in range(n):
-            th += rng.normal(0, 0.35); pts.append(pts[-1] + step * rng.uniform(0.8, 1.2) * np.array([np.cos(th), np.sin(th)]))
-        return np.array(pts), np.maximum(w0 * np.linspace(1, 0.5, n), 3.2)   # >= 1.6 stored px: never thinner than the mask
-    th0, w0 = rng.uniform(0, 2 * np.pi), rng.uniform(0.02, 0.028) * W
-    pa, wa = walk(p, th0, int(rng.integers(8, 12)), w0)              # two arms from the start point
-    pb, wb = walk(p, th0 + np.pi, int(rng.integers(5, 9)), w0)
-    j = int(rng.integers(2, len(pa) - 2))                              # and a branch
-    pc, wc = walk(pa[j], th0 + rng.choice([-1, 1]) * rng.uniform(0.6, 1.1), int(rng.integers(4, 7)), wa[j] * 0.8)
-    a = np.maximum.reduce([stroke_alpha(W, q, w) for q, w in [(pa, wa), (pb, wb), (pc, wc)]])
-    if 'obj' in ctx: a = a * (ctx['obj'] > 0.5)
-    return img * (1 - 0.75 * a[..., None]), a
-
-def _hole(img, ctx, rng):
-    W = ctx['W']; R = rng.uniform(0.05, 0.085) * W; c = _pick_center(ctx, rng, R + 0.1 * W)
-    a = blob_alpha(W, c, R, rng, rough=0.12, aspect=rng.uniform(0.75, 1), angle=rng.uniform(0, np.pi))
-    yy, xx = _grid(W); rd = np.clip(np.hypot(xx - c[0], yy - c[1]) / R, 0, 1.3)[..., None]
-    shade = 0.03 + 0.1 * rd ** 2 + 0.12 * _lum(img)
-    return img + a[..., None] * (shade - img), a
-
-_STAIN_COLORS = np.array([(0.55, 0.27, 0.1), (0.12, 0.1, 0.08), (0.2, 0.3, 0.75), (0.85, 0.75, 0.2), (0.6, 0.1, 0.15)], np.float32)
-
-def _stain(img, ctx, rng):
-    W = ctx['W']; R = rng.uniform(0.07, 0.11) * W; c = _pick_center(ctx, rng, R + 0.08 * W)
-    a = blob_alpha(W, c, R, rng, rough=0.3, aspect=rng.uniform(0.6, 1), angle=rng.uniform(0, np.pi), n_harm=7)
-    col = _STAIN_COLORS[rng.integers(len(_STAIN_COLORS))] * (0.5 + 0.8 * _lum(img))
-    return img + rng.uniform(0.65, 0.85) * a[..., None] * (col - img), a
-
-_METALS = np.array([(1.0, 0.84, 0.5), (0.95, 0.6, 0.4), (0.92, 0.93, 0.97)], np.float32)
-
-def _foreign_object(img, ctx, rng):
-    W = ctx['W']; coins = _coins(); g, m = coins[rng.integers(len(coins))]
-    R = rng.uniform(0.07, 0.095) * W; s = max(int(round(2 * R)), 4)
-    within = None
-    if 'obj' in ctx: within = ndi.distance_transform_edt(ctx['obj'] > 0.5) > R + 2
-    c = _pick_center(ctx, rng, R + 3, within)
-    ang = rng.uniform(0, 360)
-    rs = lambda a: np.asarray(Image.fromarray(a).rotate(ang, Image.BILINEAR).resize((s, s), Image.BILINEAR), np.float32)
-    g, m = rs(g), np.clip(2 * rs(m) - 0.5, 0, 1)   # resampling blurs the edge: sharpen it back to ~1 px
-    x0, y0 = int(round(c[0] - s / 2)), int(round(c[1] - s / 2))
-    a = np.zeros((W, W), np.float32); col = np.zeros((W, W, 3), np.float32)
-    a[y0:y0 + s, x0:x0 + s] = m
-    gn = (g - g[m > 0.5].min()) / max(np.ptp(g[m > 0.5]), 1e-3)
-    col[y0:y0 + s, x0:x0 + s] = _METALS[rng.integers(len(_METALS))] * (0.3 + 0.75 * gn[..., None])
-    return img + a[..., None] * (np.clip(col, 0, 1) - img), a
-
-def _missing_piece(img, ctx, rng):
-    W = ctx['W']; R = rng.uniform(0.06, 0.09) * W
-    c = _pick_center(ctx, rng, R, ctx['rim'])
-    out = c - ctx['center']; c = c + 0.35 * R * out / max(np.linalg.norm(out), 1e-6)   # centre just outside the rim
-    a = blob_alpha(W, c, R, rng, rough=0.25, aspect=rng.uniform(0.7, 1), angle=rng.uniform(0, np.pi)) * (ctx['saucer'] > 0.5)
-    return img + a[..., None] * (ctx['background'](c, rng) - img), a
-
-DEMO_DEFECT_FNS = dict(scratch=_scratch, crack=_crack, hole=_hole, stain=_stain, foreign_object=_foreign_object,
-                       missing_piece=_missing_piece)
-
-# %% ../nbs/01_data.ipynb #c038
-def _demo_view(category, rng, W):
-    "Matrix and offset mapping working-canvas (row, col) to photograph (row, col), and the jitter."
-    H0, W0 = _demo_photo(category).shape[:2]
-    if category == 'coffee':
-        side = 396 * rng.uniform(0.98, 1.02); ang = np.deg2rad(rng.uniform(-4, 4)); flip = (1, 1)
-        center = np.array([198, 279]) + rng.uniform(-5, 5, 2)
-    else:
-        side = 256 * rng.uniform(0.95, 1.05)
-        turns = rng.integers(2) * 2 if category == 'brick' else rng.integers(4)
-        ang = turns * np.pi / 2 + np.deg2rad(rng.uniform(-3, 3))
-        flip = tuple(rng.choice([-1, 1], 2)); m = 0.58 * side
-        center = rng.uniform([m, m], [H0 - m, W0 - m])
-    s = side / W; c, sn = np.cos(ang), np.sin(ang)
-    A = s * np.array([[c, -sn], [sn, c]]) @ np.diag(flip)
-    offset = center - A @ np.full(2, (W - 1) / 2)
-    return A, offset, (rng.uniform(0.95, 1.05), rng.uniform(-0.03, 0.03))
-
-def _warp(a, A, offset, W, order=1):
-    "Resample (H, W[, C]) `a` on the working canvas; reflect at the borders."
-    if a.ndim == 2: return ndi.affine_transform(a, A, offset, (W, W), order=order, mode='reflect')
-    return np.stack([_warp(a[..., k], A, offset, W, order) for k in range(a.shape[-1])], -1)
-
-def _down2(a): return a.reshape(a.shape[0] // 2, 2, a.shape[1] // 2, 2, *a.shape[2:]).mean((1, 3))
-
-def _demo_render(category:str, seed:int, split:str, defect:str|None, i:int, size:int=128):
-    "(clean, image, mask) of one demo image as uint8 arrays (size, size, 3), (size, size, 3), (size, size) or None."
-    kind = ['train', 'test'].index(split)
-    d_id = 0 if defect is None else 1 + list(DEMO_DEFECT_FNS).index(defect)
-    rng = np.random.default_rng([seed, zlib.crc32(category.encode()), kind, d_id, i])
-    W = 2 * size; photo = _demo_photo(category)
-    A, off, (cgain, bias) = _demo_view(category, rng, W)
-    jitter = lambda x: np.clip((x - 0.5) * cgain + 0.5 + bias, 0, 1)
-    img = jitter(_warp(photo, A, off, W))
-    u8 = lambda x: (np.clip(_down2(x), 0, 1) * 255 + 0.5).astype(np.uint8)
-    if defect is None: return u8(img), u8(img), None
-    ctx = dict(W=W)
-    if category == 'coffee':
-        obj, saucer, rim = (np.clip(_warp(m, A, off, W), 0, 1) for m in _coffee_masks())   # obj: the free plate
-        Ainv = np.linalg.inv(A); cs = Ainv @ (np.array(_SAUCER[1::-1], np.float64) - off)
-        def background(c, rng):   # the table: the view shifted so that point c shows wood right of the saucer
-            wood = np.array([rng.uniform(150, 350), rng.uniform(505, 580)])
-            return jitter(_warp(photo, A, wood - A @ np.array([c[1], c[0]]), W))
-        ctx.update(obj=obj, saucer=saucer, rim=rim, center=cs[::-1].astype(np.float32), background=background)
-    for _ in range(20):   # redraw the rare defect that ends up (almost) invisible at the stored size
-        out, a = DEMO_DEFECT_FNS[defect](img, ctx, rng)
-        mask = _down2(a) >= 0.5
-        if mask.sum() >= max(8, size * size // 250): break
-    clean, out = u8(img), u8(out)
-    near = ndi.binary_dilation(mask, np.ones((3, 3), bool))
-    out[~near] = clean[~near]   # drop faint anti-aliasing specks more than one pixel from the mask
-    return clean, out, (mask * 255).astype(np.uint8)
-
-# %% ../nbs/01_data.ipynb #c042
-def demo_root()->Path:
-    "Default demo location: $GLAD_NB_DEMO, else data/demo in the enclosing glad_nb checkout, else ./data/demo."
-    if os.environ.get('GLAD_NB_DEMO'): return Path(os.environ['GLAD_NB_DEMO'])
-    for p in [Path.cwd(), *Path.cwd().parents]:
-        if (p/'glad_nb'/'__init__.py').is_file() and (p/'pyproject.toml').is_file(): return p/'data'/'demo'
-    return Path('data')/'demo'
-
-def _demo_manifest(root:Path)->dict|None:
-    "The manifest of a complete demo dataset at root, else None."
-    try: man = json.loads((root/'manifest.json').read_text())
-    except (OSError, ValueError): return None
-    if not isinstance(man, dict) or man.get('generator') != 'glad_nb.data.make_demo_dataset': return None
-    if not all((root/f).is_file() for f in man.get('files', [])): return None
-    return man
-
-def make_demo_dataset(root=None,          # where to write (default: `demo_root()`, i.e. data/demo)
-                      categories=None,    # subset of DEMO_CATEGORIES (default: all four)
-                      seed:int=0,         # the dataset is a function of the seed (and the other parameters)
-                      n_train:int=64,     # normal training images per category
-                      n_test_good:int=16, # normal test images per category
-                      n_test_bad:int=8,   # anomalous test images per defect type (3 types per category)
-                      size:int=128,       # stored image size in pixels (even)
-                      verbose:bool=False  # print what was done
-                     )->Path:             # the root
-    "Write (or find, if already complete with the same parameters) the MVTec-layout demo dataset."
-    root = Path(root) if root is not None else demo_root()
-    cats = list(DEMO_CATEGORIES if categories is None else ([categories] if isinstance(categories, str) else categories))
-    bad = [c for c in cats if c not in DEMO_CATEGORIES]
-    if bad or not cats: raise ValueError(f"categories={categories!r}: expected a non-empty subset of {list(DEMO_CATEGORIES)}")
-    for k, v, lo in [('n_train', n_train, 1), ('n_test_good', n_test_good, 1), ('n_test_bad', n_test_bad, 1), ('size', size, 8)]:
-        if not isinstance(v, (int, np.integer)) or v < lo: raise ValueError(f"{k}={v!r}: expected an int >= {lo}")
-    if size % 2: raise ValueError(f"size={size}: expected an even number of pixels")
-    params = dict(version=_DEMO_VERSION, categories=cats, seed=int(seed), n_train=int(n_train),
-                  n_test_good=int(n_test_good), n_test_bad=int(n_test_bad), size=int(size))
-    old = _demo_manifest(root)
-    if old is not None and old.get('params') == params:
-        if verbose: print(f"demo dataset at {root} is complete; nothing to do")
-        return root
-    ours = (root/'manifest.json').exists() or (root/'.incomplete').exists()
-    if root.exists() and any(root.iterdir()) and not ours:
-        raise FileExistsError(f"{root} is not empty and holds no demo manifest: refusing to write the demo dataset there "
-                              "(remove the folder or choose another root)")
-    root.mkdir(parents=True, exist_ok=True)
-    (root/'.incomplete').write_text(json.dumps(params))
-    (root/'manifest.json').unlink(missing_ok=True)
-    for c in DEMO_CATEGORIES:   # only demo category folders are ever removed
-        if (root/c).is_dir(): shutil.rmtree(root/c)
-    files, counts = [], {}
-    def save(rel, a):
-        Image.fromarray(a).save(root/rel, compress_level=1); files.append(rel)
-    for cat in cats:
-        for sub in ['train/good', 'test/good', *[f'test/{d}' for d in DEMO_DEFECTS[cat]], *[f'ground_truth/{d}' for d in DEMO_DEFECTS[cat]]]:
-            (root/cat/sub).mkdir(parents=True, exist_ok=True)
-        for split, n in [('train', n_train), ('test', n_test_good)]:
-            for i in range(n): save(f'{cat}/{split}/good/{i:03d}.png', _demo_render(cat, seed, split, None, i, size)[1])
-        for d in DEMO_DEFECTS[cat]:
-            for i in range(n_test_bad):
-                _, img, m = _demo_render(cat, seed, 'test', d, i, size)
-                save(f'{cat}/test/{d}/{i:03d}.png', img); save(f'{cat}/ground_truth/{d}/{i:03d}_mask.png', m)
-        counts[cat] = dict(train=n_train, test_good=n_test_good, test_bad=n_test_bad * len(DEMO_DEFECTS[cat]))
-    man = dict(generator='glad_nb.data.make_demo_dataset', params=params, counts=counts,
-               defects={c: list(DEMO_DEFECTS[c]) for c in cats}, files=files)
-    tmp = root/'.manifest.json.tmp'
-    tmp.write_text(json.dumps(man, indent=1)); os.replace(tmp, root/'manifest.json')
-    (root/'.incomplete').unlink()
-    if verbose: print(f"wrote {len(files)} files for {cats} to {root}")
-    return root
-
-# %% ../nbs/01_data.ipynb #c046
 class DemoDataset(MVTecDataset):
     "The embedded demo dataset (MVTec layout), generated on first use."
     CATEGORIES, name = DEMO_CATEGORIES, 'demo'
     def __init__(self, root=None, category='brick', split='train', image_size=128, mask_binarize='gt0.5', skip_unreadable=False,
                  generate:bool=True):   # write the default demo dataset at root if no complete one is there
+        from glad_nb.demo import demo_root, make_demo_dataset, _demo_manifest   # the generator imports this module
         root = Path(root) if root is not None else demo_root()
         if generate and _demo_manifest(root) is None: make_demo_dataset(root)
         super().__init__(root, category, split, image_size, mask_binarize, skip_unreadable)
@@ -684,7 +390,7 @@ def list_categories(name:str,    # dataset name as in `get_dataset`
     if name not in DATASETS: raise ValueError(f"unknown dataset {name!r}; known: {list(DATASETS)}")
     return DATASETS[name].categories(root) if root is not None else list(DATASETS[name].CATEGORIES)
 
-# %% ../nbs/01_data.ipynb #c049
+# %% ../nbs/01_data.ipynb #c039
 def plot_samples(ds,               # any glad_nb dataset (or a list of items)
                  idxs=None,        # indices to show (default: evenly spread over the dataset)
                  n:int=8,          # how many when idxs is None

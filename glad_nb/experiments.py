@@ -38,7 +38,7 @@ def fit_demo(category:str, train_ds, model_dir, seed:int=0, **train_over)->tuple
 
 def ablation_dir()->Path:
     "Where full ablation runs keep models and tables: $GLAD_NB_ABLATIONS, else runs/ablations beside the demo data."
-    from glad_nb.data import demo_root
+    from glad_nb.demo import demo_root
     return Path(os.environ.get('GLAD_NB_ABLATIONS', demo_root().parent.parent/'runs'/'ablations'))
 
 # %% ../nbs/11c_experiments.ipynb #c009
@@ -88,7 +88,7 @@ SMALL_TRAIN = dict(steps=20 if IN_TEST else 100, batch_size=4, ckpt_every=1000) 
 
 def small_run(run_category, folder, categories=('brick',), n_tau:int=8, **train_over)->tuple:
     "An ablation's small run (what `nbdev-test` runs) in `folder`: (runs, rows)."
-    from glad_nb.data import make_demo_dataset
+    from glad_nb.demo import make_demo_dataset
     root = make_demo_dataset(Path(folder)/'demo', categories=list(categories), n_train=16, n_test_good=4, n_test_bad=2)
     return run_ablation(run_category, categories, root, Path(folder)/'models', n_tau=n_tau, **{**SMALL_TRAIN, **train_over})
 
@@ -99,7 +99,8 @@ def demo_protocol(runs:dict, n_tau:int)->str:
 
 def full_run(name:str, run_category, describe=None, out_dir=None)->tuple:
     "An ablation's full run over every demo category, saved as `name`: (runs, rows, protocol line)."
-    from glad_nb.data import make_demo_dataset, DEMO_CATEGORIES
+    from glad_nb.data import DEMO_CATEGORIES
+    from glad_nb.demo import make_demo_dataset
     out = Path(out_dir or ablation_dir())
     runs, rows = run_ablation(run_category, DEMO_CATEGORIES, make_demo_dataset(), out/'models')
     proto = (describe or (lambda r: demo_protocol(r, 16)))(runs)

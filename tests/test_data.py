@@ -7,8 +7,9 @@ import torch
 from PIL import Image
 from glad_nb.core import image_key, read_image
 from glad_nb.data import (AnomalyDataset, DEMO_CATEGORIES, DEMO_DEFECTS, DemoDataset, FolderDataset, MPDDDataset,
-                          MVTecDataset, PCBBankDataset, Sample, VISA_COLUMNS, VisADataset, check_readable, demo_root,
-                          get_dataset, list_categories, load_sample, make_demo_dataset, read_visa_split)
+                          MVTecDataset, PCBBankDataset, Sample, VISA_COLUMNS, VisADataset, check_readable,
+                          get_dataset, list_categories, load_sample, read_visa_split)
+from glad_nb.demo import demo_root, make_demo_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 VISA_CSV = REPO.parent/'shared'/'data'/'visa_split_1cls.csv'
@@ -357,7 +358,7 @@ def test_demo_more_images_keep_the_first(tmp_path):
         assert (a/f).read_bytes() == (b/f).read_bytes()
 
 def test_demo_deterministic_across_processes(tmp_path):
-    code = ("from glad_nb.data import make_demo_dataset; import sys; "
+    code = ("from glad_nb.demo import make_demo_dataset; import sys; "
             "make_demo_dataset(sys.argv[1], categories=['coffee', 'grass'], seed=3, n_train=1, n_test_good=1, n_test_bad=1, size=32)")
     for d in 'ab': subprocess.run([sys.executable, '-c', code, str(tmp_path/d)], check=True)
     sa, sb = snapshot(tmp_path/'a'), snapshot(tmp_path/'b')

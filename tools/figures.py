@@ -64,7 +64,7 @@ def synthesis_png(out:Path):
 
 def ads_png(out:Path):
     import torch
-    from glad_nb.data import make_demo_dataset
+    from glad_nb.demo import make_demo_dataset
     from glad_nb.experiments import demo_data, fit_demo, ablation_dir
     from glad_nb.pipeline import calibrate_tau, score_cache, DEMO_PRESET
     from glad_nb.images import to_hwc, mosaic, colorize
