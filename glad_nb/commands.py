@@ -140,6 +140,13 @@ def cmd_demo(args)->int:
     return 0
 
 # %% ../nbs/14_commands.ipynb #c016
+def _real_run_args(args, classes:tuple)->tuple:
+    "(device, dtype, root, categories, --set overrides) of a train or test command on a real dataset, all checked."
+    if args.dataset == 'demo': raise CLIError("--dataset demo: use `glad-nb demo` (it trains and evaluates the CPU demo)")
+    device = check_device(args.device); dtype = check_precision(args.precision, device)
+    root = check_path('--root', args.root, f'the {args.dataset} dataset root', 2)
+    return device, dtype, root, resolve_categories(args.dataset, root, args.category), parse_sets(args.set, classes)
+
 def _train_settings(args, root, cats, sets)->dict:
     return dict(dataset=args.dataset, root=str(Path(root).resolve()), categories=cats, preset=args.preset, setting=args.setting,
                 weights=str(Path(args.weights).resolve()), dino=str(Path(args.dino).resolve()), seed=args.seed,
@@ -150,11 +157,7 @@ def cmd_train(args)->int:
     from glad_nb.backbone import LatentBackbone, check_sd_folder
     from glad_nb.pipeline import GLAD, load_dino, MODEL_JSON
     from glad_nb.train import list_checkpoints
-    if args.dataset == 'demo': raise CLIError("--dataset demo: use `glad-nb demo` (it trains and evaluates the CPU demo)")
-    device = check_device(args.device); dtype = check_precision(args.precision, device)
-    root = check_path('--root', args.root, f'the {args.dataset} dataset root', 2)
-    cats = resolve_categories(args.dataset, root, args.category)
-    sets = parse_sets(args.set, (GLADConfig, TrainConfig))
+    device, dtype, root, cats, sets = _real_run_args(args, (GLADConfig, TrainConfig))
     weights = check_path('--weights', args.weights, 'a local Stable Diffusion 1.4 folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/)')
     with failing_as(3, f'--weights {weights}'): check_sd_folder(weights)
     dino = check_path('--dino', args.dino, 'a local DINO ViT checkpoint (.pth in the original DINO format, or timm .safetensors)')
@@ -227,11 +230,7 @@ def _test_model(args, cfg, ck, model, unit, out, device, dtype, tr_ds):
 
 def cmd_test(args)->int:
     "Evaluate per category into <out>/<category>/eval-<name>/."
-    if args.dataset == 'demo': raise CLIError("--dataset demo: use `glad-nb demo` (it trains and evaluates the CPU demo)")
-    device = check_device(args.device); dtype = check_precision(args.precision, device)
-    root = check_path('--root', args.root, f'the {args.dataset} dataset root', 2)
-    cats = resolve_categories(args.dataset, root, args.category)
-    sets = parse_sets(args.set, (GLADConfig,))
+    device, dtype, root, cats, sets = _real_run_args(args, (GLADConfig,))
     out = Path(args.out)
     plan = _test_plan(args, root, cats, sets, out)
     data = {c:(checked_dataset(args.dataset, root, c, 'test', image_size=cfg.image_size, mask_binarize=cfg.mask_binarize),
