@@ -71,6 +71,7 @@ def _pair(batch, reconstruct):
 def _snapshot(extractor:DinoExtractor)->dict:
     return {k: v.detach().to('cpu', copy=True).contiguous() for k, v in extractor.vit.state_dict().items()}
 
+# %% ../nbs/10_adapt.ipynb #s001
 def adapt_dino(extractor:DinoExtractor, # trained in place
                data,                    # (images, recs) tensors, an images tensor (with reconstruct), or a loader of batches
                epochs:int=15,           # passes over the data

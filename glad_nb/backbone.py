@@ -109,6 +109,7 @@ class Backbone(nn.Module):
         self.unet.load_state_dict(sd)
         return self
 
+# %% ../nbs/04_backbone.ipynb #s001
 def _version():
     from glad_nb import __version__; return __version__
 
@@ -297,6 +298,7 @@ def check_sd_folder(sd_folder)->dict:
                                 + f"\nexpected layout:\n{SD_LAYOUT}")
     return variants
 
+# %% ../nbs/04_backbone.ipynb #s004
 @classmethod
 def _from_pretrained(cls, sd_folder,                 # local SD 1.4 folder in diffusers layout
                      dtype:torch.dtype=torch.float32, # weights' dtype (bf16/fp16 on GPU)

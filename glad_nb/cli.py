@@ -126,6 +126,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _exit_codes()->str: return 'exit codes: ' + '; '.join(f"{k} {v}" for k, v in EXIT_CODES.items())
 
+# %% ../nbs/13_cli.ipynb #s001
 def build_parser()->argparse.ArgumentParser:
     "The `glad-nb` argument parser."
     fmt = argparse.RawDescriptionHelpFormatter
@@ -196,6 +197,7 @@ def _log_traceback(out)->Path:
         except OSError: continue
     return Path('(unwritable)')
 
+# %% ../nbs/13_cli.ipynb #s003
 def main(argv=None)->int:
     "Entry point of the `glad-nb` console script."
     argv = sys.argv[1:] if argv is None else list(argv)

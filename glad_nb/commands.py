@@ -147,11 +147,13 @@ def _real_run_args(args, classes:tuple)->tuple:
     root = check_path('--root', args.root, f'the {args.dataset} dataset root', 2)
     return device, dtype, root, resolve_categories(args.dataset, root, args.category), parse_sets(args.set, classes)
 
+# %% ../nbs/14_commands.ipynb #s001
 def _train_settings(args, root, cats, sets)->dict:
     return dict(dataset=args.dataset, root=str(Path(root).resolve()), categories=cats, preset=args.preset, setting=args.setting,
                 weights=str(Path(args.weights).resolve()), dino=str(Path(args.dino).resolve()), seed=args.seed,
                 precision=args.precision, steps=args.steps, sets=sets, batch_size=args.batch_size, device=args.device)
 
+# %% ../nbs/14_commands.ipynb #s003
 def cmd_train(args)->int:
     "ATP fine-tuning per category (or one model for all categories with --setting multi)."
     from glad_nb.backbone import LatentBackbone, check_sd_folder
@@ -210,6 +212,7 @@ def _test_plan(args, root, cats, sets, out:Path)->list:
             plan.append((c, unit, cfg, ck, model))
     return plan
 
+# %% ../nbs/14_commands.ipynb #s005
 def _test_model(args, cfg, ck, model, unit, out, device, dtype, tr_ds):
     from glad_nb.pipeline import GLAD, load_dino, use_checkpoint, adapt_scoring_dino
     from glad_nb.backbone import LatentBackbone
@@ -228,6 +231,7 @@ def _test_model(args, cfg, ck, model, unit, out, device, dtype, tr_ds):
     for m in {id(m):m for m in (glad.backbone, glad.extractor, glad.ads_extractor)}.values(): m.to(dtype)
     return glad
 
+# %% ../nbs/14_commands.ipynb #s007
 def cmd_test(args)->int:
     "Evaluate per category into <out>/<category>/eval-<name>/."
     device, dtype, root, cats, sets = _real_run_args(args, (GLADConfig,))
@@ -271,6 +275,7 @@ def _overlay_names(files:list)->list:
     n = Counter(f.stem for f in files)
     return [f"{f.stem}.png" if n[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}.png" for f in files]
 
+# %% ../nbs/14_commands.ipynb #s009
 def _read_for_predict(f:Path, size:int):
     "(image in [-1,1], key, warning or None) or raises ValueError naming the file."
     from glad_nb.core import read_image
@@ -282,6 +287,7 @@ def _read_for_predict(f:Path, size:int):
     elif min(w, h) < size / 2: warn = f"{f.name} is {w}x{h}: smaller than half the model's {size} px, upsampled"
     return x * 2 - 1, key, warn
 
+# %% ../nbs/14_commands.ipynb #s011
 def cmd_predict(args)->int:
     "Score a folder of unlabelled images: scores.csv and overlay PNGs."
     from glad_nb.pipeline import GLAD, score_cache, _f, MODEL_JSON

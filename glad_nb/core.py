@@ -322,6 +322,7 @@ def _to_float(im:Image.Image, path)->np.ndarray:
         a = np.asarray(im.convert('RGB'), dtype=np.float64) / 255.0
     return a.astype(np.float32)
 
+# %% ../nbs/00_core.ipynb #s002
 def image_key(x:torch.Tensor, # (3, H, W) image in [0, 1], at its original size
              )->str:          # 16 hex digits
     "The identity of an image's pixels: sha256 of its size and 8-bit values (the file format does not matter)."
@@ -329,6 +330,7 @@ def image_key(x:torch.Tensor, # (3, H, W) image in [0, 1], at its original size
     h = hashlib.sha256(str(tuple(u8.shape)).encode()); h.update(u8.numpy().tobytes())
     return h.hexdigest()[:16]
 
+# %% ../nbs/00_core.ipynb #s004
 def read_image(path,       # image file (any PIL-readable mode: L, RGB, RGBA, P, I;16, ...)
                size=None,  # int or (h, w): resize (bilinear, antialiased) to this size
                with_key:bool=False, # also return `image_key` of the decoded image at its original size
@@ -345,6 +347,7 @@ def read_image(path,       # image file (any PIL-readable mode: L, RGB, RGBA, P,
             x = torch.nn.functional.interpolate(x[None], size=hw, mode='bilinear', antialias=True, align_corners=False)[0].clamp(0, 1)
     return (x, key) if with_key else x
 
+# %% ../nbs/00_core.ipynb #s006
 def read_mask(path,                # mask file (0/255 or 0/1, any mode)
               size=None,           # int or (h, w): resize bilinearly to this size, then binarise
               binarize:str='gt0.5' # gt0.5 (> 0.5 after resize) | int (authors': only exact 1s after resize)
@@ -362,6 +365,7 @@ def read_mask(path,                # mask file (0/255 or 0/1, any mode)
     if binarize == 'int': return (m >= 1.0).float()
     raise ValueError(f"binarize={binarize!r}: expected 'gt0.5' or 'int'")
 
+# %% ../nbs/00_core.ipynb #s008
 def write_image(path,             # destination (.png, .jpg, ...); parent folders are created
                 x:torch.Tensor,   # (3, H, W) or (1, H, W) or (H, W) in [0, 1]
                ):

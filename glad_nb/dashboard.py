@@ -84,6 +84,7 @@ def demo_images(n:int=3, size:int=128)->Tensor:
         out.append(a / 127.5 - 1)
     return torch.stack(out).clamp(-1, 1)
 
+# %% ../nbs/12_dashboard.ipynb #s001
 class ScheduleExplorer(Dashboard):
     "Schedule explorer: T0, K, grid kind and schedule -> grid table, ᾱ/SNR curves, the image noised at each step."
     def __init__(self, image=None, schedule:str='sd14', T0:int=750, K:int=25, kind:str='reference', n_show:int=8, seed:int=0):
@@ -126,6 +127,7 @@ class ScheduleExplorer(Dashboard):
                                 f"<br>start noise at T0={T0}: ᾱ={schedule_alphas(sch)[T0]:.4f}; first DDIM step t={g[0]}")
         self.status.value = _status('')
 
+# %% ../nbs/12_dashboard.ipynb #s003
 def schedule_explorer(image=None,        # (3,H,W) image in [-1,1] (default: an offline photo)
                       schedule:str='sd14', T0:int=750, K:int=25, kind:str='reference',
                       n_show:int=8,      # images in the noised strip
@@ -172,6 +174,7 @@ class SynthesisExplorer(Dashboard):
         frac = v['mask'].flatten(1).mean(1)
         self.status.value = _status('mask covers ' + ', '.join(f'{f:.0%}' for f in frac.tolist()) + ' of each image')
 
+# %% ../nbs/12_dashboard.ipynb #s005
 def synthesis_explorer(images=None,   # (B,3,H,W) images in [-1,1] (default: three offline photos)
                        textures=None, # TextureSource or DTD folder (default: offline fallback textures)
                        seed:int=0, side:int=96)->SynthesisExplorer:
@@ -195,6 +198,7 @@ class RunCategory:
     glad:object = None       # the GLAD model, when known (sweeps)
     test_ds:object = None    # its test set, when known (sweeps)
 
+# %% ../nbs/12_dashboard.ipynb #s007
 def _default_cfg(cache:ScoreCache)->GLADConfig:
     return GLADConfig(layers=tuple(cache.layers), feature_size=cache.size, score_topk=min(250, cache.size ** 2))
 
@@ -207,6 +211,7 @@ def _open_folder(f:Path)->RunCategory:
         cache = ScoreCache.load(f/'cache.safetensors')
         return RunCategory(cache, _default_cfg(cache), f"{f/'cache.safetensors'} (no result files: scoring defaults)")
 
+# %% ../nbs/12_dashboard.ipynb #s009
 def load_run(path)->dict:
     "The categories of a run folder (or one category folder): {category: RunCategory}."
     path = Path(path)
@@ -220,6 +225,7 @@ def load_run(path)->dict:
         out[f"{f.parent.name}/{f.name}" if f.name.startswith('eval-') else (rc.cfg.category or f.name)] = rc
     return out
 
+# %% ../nbs/12_dashboard.ipynb #s011
 def as_runs(source,             # run folder, GLAD, EvalResult, ScoreCache, RunCategory, or a dict of those by category
             cfg:GLADConfig|None=None, # config for a bare ScoreCache (default: scoring defaults)
             test_ds=None,       # test set, needed with a GLAD
@@ -379,6 +385,7 @@ class RunExplorer(Dashboard):
             for tr, nt in zip(self.fig_trace.data, new.data): tr.x, tr.y = nt.x, nt.y
             self.fig_trace.layout.title.text = new.layout.title.text
 
+# %% ../nbs/12_dashboard.ipynb #s013
 def run_explorer(source,             # run folder, GLAD (+ test_ds), EvalResult, ScoreCache or {category: ...}
                  cfg:GLADConfig|None=None, test_ds=None, limit:int|None=None,
                  category:str|None=None, # category shown first
@@ -479,6 +486,7 @@ class SweepPanel(Dashboard):
         "Stop after the current batch."
         self._cancel.set()
 
+# %% ../nbs/12_dashboard.ipynb #s015
 def sweep_panel(glad,              # a GLAD (its device is used)
                 test_ds,           # its test set
                 cfg:GLADConfig|None=None, param:str='tau', values=None,

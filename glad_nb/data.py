@@ -209,6 +209,7 @@ def scan_mvtec_layout(cat_dir,        # <root>/<category>
     if not samples: raise ValueError(f"test folder {d} holds no images in its defect sub-folders")
     return samples
 
+# %% ../nbs/01_data.ipynb #s001
 class MVTecDataset(AnomalyDataset):
     "MVTec-AD in its original layout (GLAD.md section 8)."
     CATEGORIES, name = MVTEC_CATEGORIES, 'mvtec'
@@ -260,6 +261,7 @@ def _find_visa_csv(root:Path)->Path:
     raise FileNotFoundError(f"VisA root {root} is in the original layout but no split CSV was found; looked for "
                             f"{', '.join(map(str, cands))}; pass split_csv=... (the official split_csv/1cls.csv)")
 
+# %% ../nbs/01_data.ipynb #s003
 class VisADataset(AnomalyDataset):
     "VisA, from the official 1cls split CSV over the original layout or from the converted MVTec-like layout."
     CATEGORIES, name = VISA_CATEGORIES, 'visa'

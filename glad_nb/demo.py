@@ -32,6 +32,7 @@ def _demo_photo(category:str)->np.ndarray:
     a = getattr(skimage.data, category)().astype(np.float32) / 255
     return np.repeat(a[..., None], 3, -1) if a.ndim == 2 else a[..., :3]
 
+# %% ../nbs/01b_demo.ipynb #s002
 @lru_cache(maxsize=None)
 def _coffee_masks()->np.ndarray:
     "(3, H, W) float32 masks of the coffee photo: plate (free saucer surface), saucer, rim (visible saucer edge)."
@@ -47,6 +48,7 @@ def _coffee_masks()->np.ndarray:
     plate, rim = saucer & ~busy, saucer & (rs > 0.93) & ~busy
     return np.stack([plate, saucer, rim]).astype(np.float32)
 
+# %% ../nbs/01b_demo.ipynb #s004
 @lru_cache(maxsize=None)
 def _coins()->list:
     "Coins cut from skimage.data.coins: list of (gray patch in [0, 1], binary mask), both square float32."
@@ -86,6 +88,7 @@ def stroke_alpha(W:int,           # canvas size (W x W)
         a[y0:y1, x0:x1] = np.maximum(a[y0:y1, x0:x1], np.clip(w / 2 - dist + 0.5, 0, 1))
     return a
 
+# %% ../nbs/01b_demo.ipynb #s006
 def blob_alpha(W:int,              # canvas size
                center,             # (x, y)
                radius:float,       # mean radius in pixels
@@ -119,6 +122,7 @@ def _pick_center(ctx, rng, margin, within=None):
 
 def _lum(img): return img.mean(-1, keepdims=True)
 
+# %% ../nbs/01b_demo.ipynb #s008
 def _scratch(img, ctx, rng):
     W = ctx['W']; p0 = _pick_center(ctx, rng, 0.2 * W, ctx.get('obj'))
     th, L = rng.uniform(0, np.pi), rng.uniform(0.3, 0.5) * W
@@ -146,6 +150,7 @@ def _crack(img, ctx, rng):
     if 'obj' in ctx: a = a * (ctx['obj'] > 0.5)
     return img * (1 - 0.75 * a[..., None]), a
 
+# %% ../nbs/01b_demo.ipynb #s010
 def _hole(img, ctx, rng):
     W = ctx['W']; R = rng.uniform(0.05, 0.085) * W; c = _pick_center(ctx, rng, R + 0.1 * W)
     a = blob_alpha(W, c, R, rng, rough=0.12, aspect=rng.uniform(0.75, 1), angle=rng.uniform(0, np.pi))
@@ -179,6 +184,7 @@ def _foreign_object(img, ctx, rng):
     col[y0:y0 + s, x0:x0 + s] = _METALS[rng.integers(len(_METALS))] * (0.3 + 0.75 * gn[..., None])
     return img + a[..., None] * (np.clip(col, 0, 1) - img), a
 
+# %% ../nbs/01b_demo.ipynb #s012
 def _missing_piece(img, ctx, rng):
     W = ctx['W']; R = rng.uniform(0.06, 0.09) * W
     c = _pick_center(ctx, rng, R, ctx['rim'])
@@ -214,6 +220,7 @@ def _warp(a, A, offset, W, order=1):
 
 def _down2(a): return a.reshape(a.shape[0] // 2, 2, a.shape[1] // 2, 2, *a.shape[2:]).mean((1, 3))
 
+# %% ../nbs/01b_demo.ipynb #s014
 def _demo_render(category:str, seed:int, split:str, defect:str|None, i:int, size:int=128):
     "(clean, image, mask) of one demo image as uint8 arrays (size, size, 3), (size, size, 3), (size, size) or None."
     kind = ['train', 'test'].index(split)
@@ -258,6 +265,7 @@ def _demo_manifest(root:Path)->dict|None:
     if not all((root/f).is_file() for f in man.get('files', [])): return None
     return man
 
+# %% ../nbs/01b_demo.ipynb #s016
 def make_demo_dataset(root=None,          # where to write (default: `demo_root()`, i.e. data/demo)
                       categories=None,    # subset of DEMO_CATEGORIES (default: all four)
                       seed:int=0,         # the dataset is a function of the seed (and the other parameters)

@@ -121,6 +121,7 @@ class _Watched:
         if self.cancel is not None and self.cancel.is_set(): raise SweepCancelled()
         self.tick(); return self.ds[i]
 
+# %% ../nbs/11c_experiments.ipynb #s001
 def sweep(glad,                       # a GLAD (its device is used: the GPU when it is there)
           test_ds,                    # the test set
           param:str,                  # one of SWEEP_PARAMS

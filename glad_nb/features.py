@@ -28,6 +28,7 @@ def _check_input_norm(input_norm:str)->str:
                          "or 'raw' (values passed through, the authors' ADS input)")
     return input_norm
 
+# %% ../nbs/07_features.ipynb #s001
 class FeatureExtractor(nn.Module):
     "Base class: (B,3,H,W) images in [-1,1] -> list of (B,C,h,w) maps, one per entry of `layers`."
     def __init__(self, layers:tuple,              # which layers to return (meaning is up to the subclass)
@@ -97,6 +98,7 @@ def load_state_file(path, # .pth / .pt / .bin (torch) or .safetensors
         raise ValueError(f"could not read {path} as a plain state dict ({type(e).__name__}; glad_nb loads no arbitrary pickled objects): "
                          "save the ViT's state dict alone (e.g. a DINO checkpoint's 'teacher' entry) with torch.save or safetensors") from e
 
+# %% ../nbs/07_features.ipynb #s003
 def dino_state_dict(sd:dict, # any of: ViT state dict, {'teacher': ...}, {'student': ...}, {'model'|'state_dict': ...}
                     which:str='teacher', # which network of a full DINO training checkpoint
                    )->dict:
@@ -116,6 +118,7 @@ def dino_state_dict(sd:dict, # any of: ViT state dict, {'teacher': ...}, {'stude
     if missing: raise ValueError(f"not a DINO/timm ViT state dict: missing {missing}; found keys like {list(sd)[:5]}")
     return out
 
+# %% ../nbs/07_features.ipynb #s005
 def vit_config(sd:dict,             # plain ViT state dict (see `dino_state_dict`)
                num_heads:int|None=None, # attention heads (default dim/64, at least 1)
               )->dict:              # kwargs for timm's VisionTransformer
@@ -277,6 +280,7 @@ def _neighbour_bank()->Tensor:
                 k = torch.zeros(3, 3); k[1 + dy, 1 + dx], k[1, 1] = 1., -1.; ks.append(k)
     return torch.stack(ks)[:, None]
 
+# %% ../nbs/07_features.ipynb #s007
 class FilterBankExtractor(FeatureExtractor):
     "Fixed multi-scale filter bank (colour, gradient, Gabor energy, neighbour differences, contrast); no weights."
     def __init__(self, layers:tuple=(1, 2, 3),        # scales k = 1, 2, ... give maps at stride 2**k
@@ -313,6 +317,7 @@ class FilterBankExtractor(FeatureExtractor):
             x = F.avg_pool2d(x, 2)
         return [out[k] for k in self.layers]
 
+# %% ../nbs/07_features.ipynb #s009
 def demo_extractor()->FeatureExtractor:
     "The CPU demo's extractor: the fixed filter bank at scales 1-3 (no weights, offline)."
     return FilterBankExtractor((1, 2, 3))

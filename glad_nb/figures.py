@@ -37,6 +37,7 @@ def schedule_figure(T0:int, K:int, kind:str='reference', schedule:str='sd14')->g
     fig.update_layout(width=760, height=280, margin=dict(l=40, r=10, t=30, b=40), legend=dict(orientation='h', y=-0.25))
     return fig
 
+# %% ../nbs/12a_figures.ipynb #s001
 def strip_figure(images:Tensor, # (n,3,H,W) in [-1,1]
                  labels:list,   # one label per image
                  side:int=96)->go.Figure:
@@ -52,6 +53,7 @@ def strip_figure(images:Tensor, # (n,3,H,W) in [-1,1]
 
 SYNTH_COLUMNS = ('input', 'Perlin noise', 'foreground', 'mask', 'source', 'anomaly')
 
+# %% ../nbs/12a_figures.ipynb #s003
 def synthesis_figure(x:Tensor, view:dict, side:int=96)->go.Figure:
     "One row per image: input, Perlin noise, foreground, mask, source, synthesised anomaly."
     cols = [x, view['noise'][:, None].clamp(-1, 1), view['foreground'] * 2 - 1, view['mask'] * 2 - 1, view['source'], view['anomaly']]
@@ -81,6 +83,7 @@ def metrics_table(current:dict, reference:dict|None=None, stride:int=1)->pd.Data
     df.index.name = 'metric' + (f' (pixel: every {stride}th px)' if stride > 1 else '')
     return df
 
+# %% ../nbs/12a_figures.ipynb #s005
 PANELS = ('input', 'reconstruction', 'fusion mask', 'anomaly map', 'ground truth')
 
 def image_panels(cache, i:int, amap:Tensor, side:int=128)->dict:
@@ -96,6 +99,7 @@ def image_title(cache, i:int, score:float)->str:
     return (f"#{i} {Path(str(cache.paths[i])).name if cache.paths else ''} · {cache.defects[i] if cache.defects else ''} · "
             f"{'anomalous' if int(cache.labels[i]) else 'normal'} · score {score:.4f} · ADS step {st if st >= 0 else 'none'}")
 
+# %% ../nbs/12a_figures.ipynb #s007
 def image_figure(p:dict, title:str='', zmax:float|None=None)->go.Figure:
     "Input, reconstruction, fusion mask, anomaly map, ground truth side by side."
     fig = make_subplots(1, 5, subplot_titles=PANELS, horizontal_spacing=0.02)
@@ -110,6 +114,7 @@ def image_figure(p:dict, title:str='', zmax:float|None=None)->go.Figure:
     fig.update_layout(title=dict(text=title, font=dict(size=12), y=0.98), width=900, height=250, margin=dict(l=5, r=5, t=55, b=5))
     return fig
 
+# %% ../nbs/12a_figures.ipynb #s009
 def ads_trace(cache, i:int)->dict:
     "ADS score per grid step of image i, its chosen step and whether SAFF fused."
     s = cache.ads_scores[i].float().numpy()
@@ -131,6 +136,7 @@ def ads_figure(tr:dict, tau:float, t_min:int)->go.Figure:
                       title=dict(text=f"τ = {tau:g} · t_min = {t_min} · {step}", font=dict(size=11)))
     return fig
 
+# %% ../nbs/12a_figures.ipynb #s011
 CURVES = ('image_roc', 'pixel_roc', 'pro')
 
 def curve_traces(curves:dict, reference:dict|None=None)->list:

@@ -36,6 +36,7 @@ def fit_size(x:Tensor,    # (..., H, W) images or maps (any dtype)
     y = F.interpolate(x.reshape(-1, 1, h, w).float(), size=(max(1, round(h * f)), max(1, round(w * f))), mode='area')
     return y.reshape(*lead, *y.shape[-2:])
 
+# %% ../nbs/00b_images.ipynb #s001
 def png_uri(a:np.ndarray)->str:
     "A data: URI holding `a` ((H,W,3) or (H,W) uint8) as PNG."
     buf = io.BytesIO(); Image.fromarray(np.ascontiguousarray(a)).save(buf, format='PNG', compress_level=6)
@@ -58,6 +59,7 @@ def thin(x, y, n:int=400)->tuple:
     i = np.unique(np.linspace(0, len(x) - 1, n).round().astype(int))
     return x[i], y[i]
 
+# %% ../nbs/00b_images.ipynb #s003
 def colorize(m:Tensor,         # (H,W) map, any range
              scale:str='Magma',# a plotly colour scale
              lo:float|None=None, hi:float|None=None, # value range of the scale (default: the map's min and max)

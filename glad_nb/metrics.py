@@ -284,6 +284,7 @@ def roc_points(r:PixelRanks)->tuple:
     y = np.r_[0, np.stack([tp_before, tp], 1).ravel(), r.n_pos] / r.n_pos
     return x, y
 
+# %% ../nbs/02_metrics.ipynb #s001
 def _both_classes(masks)->bool:
     "Whether a set of masks holds anomalous and normal pixels (None entries are all normal)."
     pos = neg = False
@@ -294,6 +295,7 @@ def _both_classes(masks)->bool:
         if pos and neg: return True
     return False
 
+# %% ../nbs/02_metrics.ipynb #s003
 def evaluate_category(image_scores, # (N,) image anomaly scores
                       labels, # (N,) 1/True for anomalous images
                       maps=None, # anomaly maps (N,H,W) etc.; None -> pixel metrics NaN
@@ -321,6 +323,7 @@ def evaluate_category(image_scores, # (N,) image anomaly scores
             if curves: cv.update(pixel_roc=roc_points(r), pro=r.pro_curve(fpr_limit))
     return (res, cv) if curves else res
 
+# %% ../nbs/02_metrics.ipynb #s005
 def metric_table(results:dict, # category -> dict of metric -> value (e.g. from `evaluate_category`)
                  percent:bool=False, # multiply by 100, as papers print them
                 )->pd.DataFrame:

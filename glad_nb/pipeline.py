@@ -63,6 +63,7 @@ _CACHE_TENSORS = ('images', 'recons', 'masks', 'labels', 'steps', 'ads_scores', 
 def _u8(x:torch.Tensor)->torch.Tensor: return ((x.float().clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8)
 def _f(x:torch.Tensor)->torch.Tensor: return x.float() / 127.5 - 1
 
+# %% ../nbs/11_pipeline.ipynb #s001
 @dataclass
 class ScoreCache:
     "Everything scoring needs for one test set, computed once by `GLAD.build_cache`."
@@ -242,6 +243,7 @@ def cache_batch(self:GLAD, x:torch.Tensor,    # (B,3,H,W) in [-1,1]
                       paths=[str(p) for p in (paths or [''] * B)], defects=list(defects or [''] * B),
                       grid=[int(t) for t in getattr(r, 'grid', [])])
 
+# %% ../nbs/11_pipeline.ipynb #s003
 @patch_to(GLAD)
 @torch.no_grad()
 def build_cache(self:GLAD, test_ds,           # test dataset (items: image, mask, label, defect, path)
@@ -339,6 +341,7 @@ def save_extractor(ext, folder)->Path:
     atomic_json(folder/'extractor.json', spec)
     return folder
 
+# %% ../nbs/11_pipeline.ipynb #s005
 def _referenced_dino(spec:dict, folder:Path, layers, size):
     ref, f = spec['weights'], Path(spec['weights']['path'])
     if not f.is_file():
@@ -472,6 +475,7 @@ def _reconstruct_all(glad:GLAD, ds, cfg:GLADConfig, batch_size:int, size:int)->t
         xs.append(to(x)); rs.append(to(r))
     return torch.cat(xs), torch.cat(rs)
 
+# %% ../nbs/11_pipeline.ipynb #s007
 def adapt_scoring_dino(glad:GLAD,          # a GLAD with a DinoExtractor for scoring
                        train_ds,           # normal training images
                        epochs:int,         # DINO epoch of the preset (0: nothing to do)

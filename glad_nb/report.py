@@ -55,6 +55,7 @@ def report_figures(results:dict,     # category -> EvalResult
         figs.append(g)
     return figs
 
+# %% ../nbs/11d_report.ipynb #s002
 def write_report(results:dict, path, title:str='glad_nb run', table:pd.DataFrame|None=None)->Path:
     "One self-contained HTML report (plotly.js embedded once) for a run."
     figs, path = report_figures(results), Path(path)

@@ -66,6 +66,7 @@ def settings_diff(old:dict, new:dict, keys)->dict:
 def _describe(diff:dict)->str:
     return '; '.join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
 
+# %% ../nbs/11b_runs.ipynb #s001
 def open_run(out,                  # the run folder
              kind:str,             # demo | train | test | predict | bench
              settings:dict,        # every setting worth recording (JSON-able)
@@ -113,6 +114,7 @@ def open_run(out,                  # the run folder
     _write_run(out, run)
     return out, settings
 
+# %% ../nbs/11b_runs.ipynb #s003
 def finish_run(out, status:str, **extra):
     "Record how the last attempt in `out` ended: done | failed | interrupted."
     run = read_run(out)

@@ -309,6 +309,7 @@ def _textures(textures)->TextureSource:
     if _DEFAULT_TEXTURES is None: _DEFAULT_TEXTURES = TextureSource()
     return _DEFAULT_TEXTURES
 
+# %% ../nbs/05_synthesis.ipynb #s002
 def anomaly_source(x:Tensor,        # (n,3,H,W) images in [-1, 1]
                    texture:Tensor,  # (n,) bool: a texture source where True, else the image's own tiles shuffled
                    textures=None,   # TextureSource, a DTD folder, or None (offline fallback)
@@ -324,6 +325,7 @@ def anomaly_source(x:Tensor,        # (n,3,H,W) images in [-1, 1]
     if (~texture).any(): src[~texture] = grid_shuffle(src[~texture], grid, generator)
     return src
 
+# %% ../nbs/05_synthesis.ipynb #s004
 def synthesize(x:Tensor,            # (B,3,H,W) normal images in [-1, 1]
                prob:float=0.5,      # chance that a sample gets an anomaly
                threshold:float=0.3, # Perlin mask threshold

@@ -244,6 +244,7 @@ class TrainResult:
 
 _RESUME_OK = {'steps', 'ckpt_every'}  # config fields that may change between a run and its resumption
 
+# %% ../nbs/06_train.ipynb #s001
 def make_optimizer(params, cfg:TrainConfig, device)->tuple:
     "AdamW (bitsandbytes 8-bit when asked for and available on CUDA) over the trainable `params`; returns (optimizer, name)."
     params = [p for p in params if p.requires_grad]
@@ -255,6 +256,7 @@ def make_optimizer(params, cfg:TrainConfig, device)->tuple:
         except ImportError: warnings.warn("use_8bit_adam: bitsandbytes is not installed; using torch.optim.AdamW")
     return torch.optim.AdamW(params, **kw), 'torch.optim.AdamW'
 
+# %% ../nbs/06_train.ipynb #s003
 def _versions()->dict:
     import diffusers, accelerate
     from glad_nb import __version__
