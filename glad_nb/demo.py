@@ -266,6 +266,14 @@ def _demo_manifest(root:Path)->dict|None:
     return man
 
 # %% ../nbs/01b_demo.ipynb #s016
+def _written_here(root:Path)->bool:
+    "True when `root` holds a manifest or an unfinished-write marker that `make_demo_dataset` wrote (not just any manifest.json)."
+    for f in ('manifest.json', '.incomplete'):
+        try: d = json.loads((root/f).read_text())
+        except (OSError, ValueError): continue
+        if isinstance(d, dict) and (d.get('generator') == 'glad_nb.data.make_demo_dataset' or d.get('version') == _DEMO_VERSION and 'seed' in d): return True
+    return False
+
 def make_demo_dataset(root=None,          # where to write (default: `demo_root()`, i.e. data/demo)
                       categories=None,    # subset of DEMO_CATEGORIES (default: all four)
                       seed:int=0,         # the dataset is a function of the seed (and the other parameters)
@@ -289,7 +297,7 @@ def make_demo_dataset(root=None,          # where to write (default: `demo_root(
     if old is not None and old.get('params') == params:
         if verbose: print(f"demo dataset at {root} is complete; nothing to do")
         return root
-    ours = (root/'manifest.json').exists() or (root/'.incomplete').exists()
+    ours = _written_here(root)   # only then may demo category folders be replaced
     if root.exists() and any(root.iterdir()) and not ours:
         raise FileExistsError(f"{root} is not empty and holds no demo manifest: refusing to write the demo dataset there "
                               "(remove the folder or choose another root)")
