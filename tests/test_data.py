@@ -333,8 +333,9 @@ def test_demo_idempotent(tmp_path):
 def test_demo_interrupted_is_redone(tmp_path):
     r = make_demo_dataset(tmp_path, **SMALL)
     ref = snapshot(r)
+    params = json.loads((r/'manifest.json').read_text())['params']
     (r/'manifest.json').unlink(); (r/'brick/train/good/001.png').unlink()   # as if killed before the manifest:
-    (r/'.incomplete').write_text('{}')                                       # the marker written first is still there
+    (r/'.incomplete').write_text(json.dumps(params))                         # the marker written first (its params) is still there
     make_demo_dataset(tmp_path, **SMALL)
     assert not (r/'.incomplete').exists()
     assert {k: v[1] for k, v in snapshot(r).items()} == {k: v[1] for k, v in ref.items()}
