@@ -66,6 +66,9 @@ class GLADConfig(_Config):
     z0_mode:str='mean'        # VAE posterior: mean (deterministic) | sample (the authors')
     ads_input:str='raw'       # what the ADS extractor sees: raw VAE decodes (the authors', GLAD.md §11) | imagenet (normalised)
     half_ads:bool=False       # float16 ADS map, score, τ comparison and SAFF mask (the authors', GLAD.md §11)
+    ads_every:int=1           # GLAD-fast: watch ADS every k-th grid step (the first step below t_min always)
+    ads_feature_size:int|None=None # GLAD-fast: ADS extractor input size (None: the decodes' own size)
+    ads_decoder:str|None=None # GLAD-fast: a local AutoencoderTiny (TAESD) folder decoding for ADS only (None: the VAE)
     sigma:float=6.0           # Gaussian blur of the anomaly map (pixels at feature resolution)
     score_topk:int=250        # image score = mean of the top-k pixels (0 -> max)
     pixel_weight:float=0.0    # v, weight of the pixel term
@@ -95,6 +98,8 @@ class GLADConfig(_Config):
         _choice('z0_mode', self.z0_mode, {'mean','sample'})
         _choice('ads_input', self.ads_input, {'raw','imagenet'})
         _check('half_ads', self.half_ads, isinstance(self.half_ads, bool), "True or False")
+        _check('ads_every', self.ads_every, self.ads_every >= 1, "an integer >= 1")
+        _check('ads_feature_size', self.ads_feature_size, self.ads_feature_size is None or self.ads_feature_size >= 8, "None or an integer >= 8")
         _check('sigma', self.sigma, self.sigma >= 0, "a float >= 0 (0 = no blur)")
         _check('score_topk', self.score_topk, self.score_topk >= 0, "an integer >= 0 (0 = max)")
         _check('pixel_weight', self.pixel_weight, self.pixel_weight >= 0, "a float >= 0")
@@ -132,6 +137,11 @@ class TrainConfig(_Config):
     image_size:int=512          # training resolution
     seed:int=0                  # seed of data order, synthesis and noise
     use_8bit_adam:bool=True     # bitsandbytes AdamW8bit when available on CUDA
+    lr_schedule:str='constant'  # constant | cosine (after `warmup_steps` of linear warm-up)
+    warmup_steps:int=0          # linear learning-rate warm-up steps
+    ema_decay:float=0.0         # EMA of the UNet weights, used as the trained model (0 = off)
+    crop_size:int=0             # train on random crops of this size from images at `image_size` (0 = whole images)
+    keep_checkpoints:int=0      # keep the newest N checkpoints plus those presets name and the last (0 = keep all)
 
     def __post_init__(self):
         self.betas = tuple(float(b) for b in self.betas)
@@ -150,6 +160,11 @@ class TrainConfig(_Config):
         _check('beta_max', self.beta_max, 0 <= self.beta_max <= 1, "a float in [0, 1]")
         _choice('synth_foreground', self.synth_foreground, {'none','dark','bright'})
         _check('image_size', self.image_size, self.image_size >= 8 and self.image_size % 8 == 0, "a multiple of 8, >= 8")
+        _choice('lr_schedule', self.lr_schedule, {'constant','cosine'})
+        _check('warmup_steps', self.warmup_steps, self.warmup_steps >= 0, "an integer >= 0")
+        _check('ema_decay', self.ema_decay, 0 <= self.ema_decay < 1, "a float in [0, 1)")
+        _check('crop_size', self.crop_size, self.crop_size == 0 or (8 <= self.crop_size <= self.image_size and self.crop_size % 8 == 0), "0 or a multiple of 8 in 8..image_size")
+        _check('keep_checkpoints', self.keep_checkpoints, self.keep_checkpoints >= 0, "an integer >= 0 (0 = keep all)")
 
 # %% ../nbs/00_core.ipynb #c013
 MVTEC_CATEGORIES = ('carpet','grid','leather','tile','wood','bottle','cable','capsule','hazelnut',
