@@ -23,6 +23,7 @@ EXIT_CODES = {0:'done', 1:'unexpected error (one line; the traceback is written 
 class CLIError(Exception):
     "An error the CLI reports as one line and an exit code."
     def __init__(self, msg:str, code:int=2): super().__init__(msg); self.code = code
+    def __reduce__(self): return (type(self), (str(self), self.code))   # keeps the exit code across processes
 
 def _one_line(e:BaseException)->str:
     lines = [l.strip() for l in str(e).strip().splitlines() if l.strip()]
@@ -159,6 +160,7 @@ def build_parser()->argparse.ArgumentParser:
     run_opts(d, 'runs/demo'); device_opts(d, precision=False)
     d.add_argument('--quick', action='store_true', help='one-minute smoke version')
     d.add_argument('--category', nargs='+', default=['all'], help="demo categories, or 'all'")
+    d.add_argument('--jobs', type=POSITIVE, default=None, help='processes, one category each (default: one per CPU core, at most one per category)')
     t = cmd('train', 'fine-tune the diffusion backbone with ATP',
             'glad-nb train --dataset mvtec --root data/mvtec --category carpet --weights sd-v1-4 --dino dino_vitbase8.pth --out runs/mvtec')
     run_opts(t, 'runs/train'); device_opts(t); data_opts(t)

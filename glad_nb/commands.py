@@ -12,8 +12,8 @@ from .runs import RunError, open_run, read_run, settings_diff
 from .cli import CLIError, failing_as, _one_line, check_device, check_precision, parse_sets, apply_sets
 
 # %% auto #0
-__all__ = ['COMMANDS', 'resolve_categories', 'config_for', 'check_path', 'checked_dataset', 'eval_name', 'cmd_demo', 'cmd_train',
-           'cmd_test', 'cmd_predict', 'cmd_bench']
+__all__ = ['COMMANDS', 'resolve_categories', 'config_for', 'check_path', 'checked_dataset', 'eval_name', 'demo_category',
+           'cmd_demo', 'cmd_train', 'cmd_test', 'cmd_predict', 'cmd_bench']
 
 # %% ../nbs/14_commands.ipynb #c005
 def resolve_categories(dataset:str, root, categories:list)->list:
@@ -101,12 +101,64 @@ def _evaluate_category(glad, test_ds, folder:Path, batch_size:int, progress:bool
     _say(f"[{glad.cfg.category}] image AUROC {m['image_auroc']:.4f}  pixel AUROC {m['pixel_auroc']:.4f}  AUPRO {m['aupro']:.4f}")
     return res
 
+# %% ../nbs/14_commands.ipynb #d001
+def demo_category(cat:str,            # a demo category
+                  out,                # the run folder; results go to out/cat
+                  root,               # the demo dataset root (from `make_demo_dataset`)
+                  seed:int, quick:bool, device:str,
+                  batch_size:int=16,  # test images per batch
+                  progress:bool=True, # progress bars (off when categories run side by side)
+                  threads:int|None=None, # torch threads of this process (None: leave as is)
+                 )->str:
+    "Train, calibrate τ, save and evaluate one demo category into `out/cat`: the unit of work one process does."
+    from glad_nb.data import DemoDataset
+    from glad_nb.pipeline import demo_glad, calibrate_tau, GLAD, MODEL_JSON
+    if threads: torch.set_num_threads(threads)
+    folder = Path(out)/cat
+    if _cached_result(folder, cat) is not None: return str(folder)
+    seed_everything(seed)   # every category starts from the same state, whichever process runs it and in which order
+    tr, te = DemoDataset(root, cat, 'train', image_size=64), DemoDataset(root, cat, 'test', image_size=64)
+    glad, tcfg = demo_glad(cat, quick=quick, seed=seed, device=device)
+    if (folder/'model'/MODEL_JSON).exists():
+        glad = GLAD.load(folder/'model', device=glad.device); _say(f"[{cat}] trained model found: {folder/'model'}")
+    else:
+        _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images")
+        glad.fit(tr, tcfg, folder/'train', progress=progress)
+        tau = calibrate_tau(glad, tr)
+        glad.cfg = glad.cfg.replace(tau=round(tau, 4))
+        _say(f"[{cat}] τ calibrated on normal training images: {glad.cfg.tau}")
+        glad.save(folder/'model')
+    _evaluate_category(glad, te, folder, batch_size, progress)
+    return str(folder)
+
+# %% ../nbs/14_commands.ipynb #d002
+def _cpu_cores()->int:
+    try: return len(os.sched_getaffinity(0))
+    except AttributeError: return os.cpu_count() or 1
+
+def _run_categories(todo:list, jobs:int, kw:dict):
+    "Run `demo_category` for each category in `todo`: in this process (jobs=1) or in `jobs` spawned processes."
+    if jobs <= 1 or len(todo) <= 1:
+        for c in todo: demo_category(c, **kw)
+        return
+    import multiprocessing as mp
+    t0, n = time.time(), 0
+    _say(f"running {len(todo)} categories in {jobs} processes, one thread each (progress bars off; one line per stage)")
+    pool = mp.get_context('spawn').Pool(jobs)
+    try:
+        for folder in pool.imap_unordered(_demo_category_star, [(c, {**kw, 'progress': False, 'threads': 1}) for c in todo]):
+            n += 1; _say(f"[{Path(folder).name}] done ({n}/{len(todo)} categories, {time.time() - t0:.0f} s)")
+        pool.close()
+    except BaseException:
+        pool.terminate(); raise   # Ctrl-C or a failure: stop every process now; finished categories stay
+    finally: pool.join()
+
+def _demo_category_star(a): return demo_category(a[0], **a[1])
+
 # %% ../nbs/14_commands.ipynb #c014
 def cmd_demo(args)->int:
     "The CPU demo end to end."
-    from glad_nb.data import DemoDataset
     from glad_nb.demo import make_demo_dataset
-    from glad_nb.pipeline import demo_glad, calibrate_tau, GLAD, MODEL_JSON
     t0 = time.time()
     cats = resolve_categories('demo', None, args.category)
     device = check_device('cpu' if args.device == 'auto' else args.device)
@@ -114,27 +166,16 @@ def cmd_demo(args)->int:
     out, s = open_run(args.out, 'demo', settings, ('dataset', 'seed', 'quick'), args.overwrite, args.resume)
     args._run = out
     seed, quick = s['seed'], s['quick']
-    seed_everything(seed)
     if 'OMP_NUM_THREADS' not in os.environ and device.type == 'cpu':
         torch.set_num_threads(1)  # the demo's tiny convolutions run faster on one thread than on two (measured: 0.39 vs 0.70 s/step)
     root = make_demo_dataset(seed=seed)
     _say(f"demo dataset: {root}  categories: {cats}")
-    results = {}
-    for cat in cats:
-        folder = out/cat
-        if _cached_result(folder, cat) is not None: results[cat] = _cached_result(folder, cat); continue
-        tr, te = DemoDataset(root, cat, 'train', image_size=64), DemoDataset(root, cat, 'test', image_size=64)
-        glad, tcfg = demo_glad(cat, quick=quick, seed=seed, device=device)
-        if (folder/'model'/MODEL_JSON).exists():
-            glad = GLAD.load(folder/'model', device=glad.device); _say(f"[{cat}] trained model found: {folder/'model'}")
-        else:
-            _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images")
-            glad.fit(tr, tcfg, folder/'train', progress=not args.no_progress)
-            tau = calibrate_tau(glad, tr)
-            glad.cfg = glad.cfg.replace(tau=round(tau, 4))
-            _say(f"[{cat}] τ calibrated on normal training images: {glad.cfg.tau}")
-            glad.save(folder/'model')
-        results[cat] = _cached_result(folder, cat) or _evaluate_category(glad, te, folder, args.batch_size or 16, not args.no_progress)
+    todo = [c for c in cats if _cached_result(out/c, c) is None]
+    jobs = args.jobs or (min(_cpu_cores(), len(todo)) if device.type == 'cpu' else 1)
+    _run_categories(todo, jobs, dict(out=out, root=root, seed=seed, quick=quick, device=str(device),
+                                     batch_size=args.batch_size or 16, progress=not args.no_progress))
+    from glad_nb.pipeline import read_result
+    with failing_as(2, f'results in {out}'): results = {c:read_result(out/c) for c in cats}
     _finish(out, results, 'glad_nb demo (CPU, 64 px, pixel UNet + filter bank; not tuned on test data)')
     _say(f"demo wall time: {time.time() - t0:.0f} s")
     return 0

@@ -2,6 +2,7 @@
 import json, os, subprocess, sys
 from pathlib import Path
 import pandas as pd
+import torch
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,7 +15,7 @@ def glad_nb(*args, env_extra=None, cwd=None):
 def quick_run(tmp_path_factory):
     d = tmp_path_factory.mktemp('cli')
     env = {'GLAD_NB_DEMO': str(d/'demo')}
-    r = glad_nb('demo', '--quick', '--category', 'brick', 'coffee', '--out', str(d/'run'), '--no-progress', env_extra=env)
+    r = glad_nb('demo', '--quick', '--category', 'brick', 'coffee', '--out', str(d/'run'), '--no-progress', '--jobs', '2', env_extra=env)
     return d, env, r
 
 def test_quick_demo_writes_a_complete_run(quick_run):
@@ -34,6 +35,19 @@ def test_quick_demo_writes_a_complete_run(quick_run):
         assert (run/cat/'model'/'config.json').exists()
     html = (run/'report.html').read_text()
     assert 'Image ROC' in html and 'PRO curve' in html and 'chosen step' in html
+
+def test_two_processes_give_what_one_gives_bit_for_bit(quick_run):
+    "The demo's categories run side by side (`--jobs 2`) or one after the other: same weights, scores and table."
+    from safetensors.torch import load_file
+    d, env, r = quick_run
+    assert r.returncode == 0 and 'in 2 processes' in r.stdout, r.stderr[-3000:]
+    one = glad_nb('demo', '--quick', '--category', 'brick', 'coffee', '--out', str(d/'one'), '--no-progress', '--jobs', '1', env_extra=env)
+    assert one.returncode == 0 and 'processes' not in one.stdout, one.stderr[-3000:]
+    assert (d/'one'/'metrics.csv').read_bytes() == (d/'run'/'metrics.csv').read_bytes()
+    for cat in ('brick', 'coffee'):
+        assert (d/'one'/cat/'per_image.csv').read_bytes() == (d/'run'/cat/'per_image.csv').read_bytes()
+        wa, wb = (load_file(next((d/r/cat/'model'/'backbone'/'unet').glob('*.safetensors'))) for r in ('one', 'run'))
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 def test_rerun_resumes_and_different_run_is_refused(quick_run):
     d, env, _ = quick_run
