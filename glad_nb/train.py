@@ -4,24 +4,25 @@
 
 # %% ../nbs/06_train.ipynb #c002
 from __future__ import annotations
-import csv, json, os, random, time, warnings
-from contextlib import nullcontext
+import csv, json, math, os, random, shutil, tempfile, time, uuid, warnings
+from contextlib import nullcontext, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from .core import TrainConfig
+from .core import TrainConfig, DATASET_CATEGORIES, preset
 from .schedule import q_sample, eps_from_x0
-from .backbone import Backbone, LatentBackbone, atomic_dir
+from .backbone import Backbone, LatentBackbone, PixelBackbone, atomic_dir, META
 from .synthesis import synthesize, TextureSource
 from safetensors.torch import save_file, load_file
 
 # %% auto #0
-__all__ = ['STATE_JSON', 'STATE_TENSORS', 'LEGACY_STATE', 'atp_target', 'atp_loss', 'step_generator', 'StepSampler',
-           'micro_batch_loss', 'save_training_state', 'load_training_state', 'list_checkpoints', 'save_checkpoint',
-           'TrainResult', 'make_optimizer', 'train_backbone']
+__all__ = ['STATE_JSON', 'STATE_TENSORS', 'LEGACY_STATE', 'CKPT_JSON', 'FROZEN', 'atp_target', 'atp_loss', 'step_generator',
+           'StepSampler', 'random_crop', 'micro_batch_loss', 'save_training_state', 'load_training_state',
+           'list_checkpoints', 'save_checkpoint', 'write_frozen', 'load_checkpoint', 'preset_steps',
+           'prune_checkpoints', 'TrainResult', 'make_optimizer', 'make_scheduler', 'make_ema', 'train_backbone']
 
 # %% ../nbs/06_train.ipynb #c005
 def atp_target(z_t:Tensor,      # noisy mixed latent √ᾱ·z_s + √(1-ᾱ)·ε
@@ -89,6 +90,18 @@ class StepSampler:
             yield self.batch(m); m += 1
     def __len__(self): return (self.stop - self.start) if self.stop is not None else 2**62
 
+# %% ../nbs/06_train.ipynb #u101
+def random_crop(x:Tensor,                   # (B, C, H, W) images
+                size:int,                   # side of the crops (<= H and W)
+                generator:torch.Generator,  # CPU generator drawing the corners (rows first, then columns)
+               )->tuple:                    # crops (B, C, size, size) and their top-left corners (B, 2) as (row, col)
+    "One random `size` × `size` window of each image, its corner drawn from `generator`."
+    B, _, H, W = x.shape
+    if not (0 < size <= min(H, W)): raise ValueError(f"crop size {size} does not fit images of {H}x{W}")
+    ij = torch.stack([torch.randint(0, H - size + 1, (B,), generator=generator),
+                      torch.randint(0, W - size + 1, (B,), generator=generator)], 1)
+    return torch.stack([x[b, :, i:i + size, j:j + size] for b, (i, j) in enumerate(ij.tolist())]), ij
+
 # %% ../nbs/06_train.ipynb #c015
 def _image_of(item)->Tensor:
     "The image tensor of a dataset item: a tensor, a dict with 'image', or a tuple whose first element it is."
@@ -113,6 +126,7 @@ def micro_batch_loss(model,               # the (possibly wrapped) backbone: mod
     S = cfg.image_size
     if tuple(x.shape[-2:]) != (S, S): x = F.interpolate(x, size=(S, S), mode='bilinear', antialias=True, align_corners=False)
     B, g = x.shape[0], generator
+    if 0 < cfg.crop_size < S: x, _ = random_crop(x, cfg.crop_size, g)
     if cfg.synth_prob > 0:
         x_a, _, has = synthesize(x, cfg.synth_prob, cfg.perlin_threshold, cfg.beta_max, cfg.synth_foreground, textures, generator=g)
     else: x_a, has = x, torch.zeros(B, dtype=torch.bool, device=x.device)
@@ -179,8 +193,8 @@ def save_training_state(folder,        # an existing folder (a checkpoint being 
 def _refused(file:Path, why:str)->ValueError:
     return ValueError(f"{file}: training state not loaded: {why}. glad_nb reads a training state only from "
                       f"{STATE_JSON} + {STATE_TENSORS}, which cannot execute code, and never unpickles one. "
-                      f"Delete the checkpoint folder {file.parent} to resume from the checkpoint before it, "
-                      f"or start the run fresh in a new out_dir.")
+                      f"Delete the checkpoint folder {file.parent} to resume from the checkpoint before it if that one still holds "
+                      f"a training state (glad_nb keeps one with the newest checkpoint only), or start the run fresh in a new out_dir.")
 
 def load_training_state(ckpt)->dict:   # the state `save_training_state` wrote
     "Read a checkpoint's training state without executing anything; a clear ValueError for anything else."
@@ -217,20 +231,116 @@ def _set_rng_state(st:dict):
     random.setstate(st['python'])
     if 'cuda' in st and torch.cuda.is_available() and len(st['cuda']) == torch.cuda.device_count(): torch.cuda.set_rng_state_all(st['cuda'])
 
+# %% ../nbs/06_train.ipynb #u111
+CKPT_JSON, FROZEN = 'glad_checkpoint.json', 'frozen'
+_CKPT_FORMAT = 'glad_nb.checkpoint/1'
+
+def _has_state(ckpt:Path)->bool: return any((Path(ckpt)/n).exists() for n in (STATE_JSON, STATE_TENSORS, LEGACY_STATE))
+
 def list_checkpoints(out_dir)->list:
     "Complete checkpoints under `out_dir/checkpoints`, oldest first, as (step, path)."
     root = Path(out_dir)/'checkpoints'
     if not root.is_dir(): return []
-    has_state = lambda p: (p/STATE_JSON).exists() or (p/STATE_TENSORS).exists() or (p/LEGACY_STATE).exists()
-    return sorted((int(p.name[5:]), p) for p in root.glob('step_*') if p.name[5:].isdigit() and has_state(p))
+    return sorted((int(p.name[5:]), p) for p in root.glob('step_*')
+                  if p.name[5:].isdigit() and p.is_dir() and ((p/CKPT_JSON).exists() or _has_state(p)))
 
-def save_checkpoint(path, backbone:Backbone, optimizer, step:int, cfg:TrainConfig, scaler=None, extra:dict|None=None)->Path:
-    "Write a loadable backbone + training state (`save_training_state`) into `path`, atomically."
-    state = dict(step=step, optimizer=optimizer.state_dict(), scaler=None if scaler is None else scaler.state_dict(),
-                 config=cfg.to_dict(), rng=_rng_state(), **(extra or {}))
+@contextmanager
+def _model_weights(unet, ema=None):
+    "Inside the block `unet` holds the trained model's weights: the EMA's when `ema` is given, put back after."
+    if ema is None: yield; return
+    ema.store(unet.parameters()); ema.copy_to(unet.parameters())
+    try: yield
+    finally: ema.restore(unet.parameters())
+
+def save_checkpoint(path,                 # checkpoints/step_NNNNNN, written atomically
+                    backbone:Backbone,    # the (unwrapped) backbone being trained
+                    step:int, cfg:TrainConfig,
+                    optimizer=None,       # given: the training state is written too, so the checkpoint can resume
+                    scheduler=None,       # learning-rate scheduler (`make_scheduler`)
+                    scaler=None,          # mixed-precision grad scaler
+                    ema=None,             # diffusers EMAModel (`make_ema`): its weights are the model
+                    extra:dict|None=None, # more entries of the training state (e.g. world_size)
+                   )->Path:
+    "Write the trained UNet and, with `optimizer`, the training state into the folder `path`, atomically."
+    state = None
+    if optimizer is not None:
+        state = dict(step=step, optimizer=optimizer.state_dict(), scheduler=None if scheduler is None else scheduler.state_dict(),
+                     scaler=None if scaler is None else scaler.state_dict(), config=cfg.to_dict(), rng=_rng_state(), **(extra or {}))
+        if ema is not None:   # the EMA's own weights are unet/; what resuming needs besides: its step count and the raw weights
+            state.update(ema={k: v for k, v in ema.state_dict().items() if k != 'shadow_params'}, train_unet=backbone.unet.state_dict())
     def write(tmp):
-        backbone.write_to(tmp); save_training_state(tmp, state)
+        with _model_weights(backbone.unet, ema): backbone.unet.save_pretrained(tmp/'unet')
+        if state is not None: save_training_state(tmp, state)
+        (tmp/CKPT_JSON).write_text(json.dumps(dict(format=_CKPT_FORMAT, step=step, ema=ema is not None, kind=backbone.kind)))
     return atomic_dir(path, write)
+
+# %% ../nbs/06_train.ipynb #u114
+def write_frozen(out_dir,            # the training folder
+                 backbone:Backbone,  # the backbone being trained
+                )->Path:             # out_dir/frozen
+    "Save the parts of `backbone` that training leaves unchanged (all but the UNet) to `out_dir/frozen`, unless there already."
+    path = Path(out_dir)/FROZEN
+    if (path/META).exists(): return path
+    def write(tmp):
+        backbone.write_to(tmp); shutil.rmtree(tmp/'unet')
+    return atomic_dir(path, write)
+
+def _link(src:Path, dst:Path):
+    try: os.symlink(src.resolve(), dst, target_is_directory=src.is_dir())
+    except OSError: (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)   # no symlinks here: copy
+
+def load_checkpoint(ckpt,                     # a checkpoint folder, checkpoints/step_NNNNNN
+                    dtype:torch.dtype|None=None, device=None)->Backbone:
+    "The backbone of a checkpoint: the run's frozen parts with the checkpoint's UNet."
+    ck = Path(ckpt)
+    if (ck/META).exists(): return Backbone.load(ck, dtype, device)    # an earlier version's checkpoint: a whole backbone
+    frozen = ck.parent.parent/FROZEN
+    if not (frozen/META).is_file() or not (ck/'unet').is_dir():
+        raise FileNotFoundError(f"{ck} is not a loadable checkpoint: it needs {ck/'unet'} and the run's frozen parts in {frozen} (written by train_backbone)")
+    with tempfile.TemporaryDirectory() as d:
+        for p in [*frozen.iterdir(), ck/'unet']: _link(p, Path(d)/p.name)
+        return Backbone.load(d, dtype, device)
+
+# %% ../nbs/06_train.ipynb #u117
+def preset_steps()->set:
+    "Every UNet checkpoint step that a paper preset names, single-class or multi-class."
+    return {c.ckpt_step for ds, cats in DATASET_CATEGORIES.items() for cat in cats for s in ('single', 'multi')
+            for c in [preset(ds, cat, s)] if c.ckpt_step}
+
+def _format_of(file:Path):
+    try: doc = json.loads(file.read_text(encoding='utf-8'))
+    except (OSError, ValueError, RecursionError): return None
+    return doc.get('format') if isinstance(doc, dict) else None
+
+def _ours(ckpt:Path)->bool:
+    "Whether glad_nb wrote this checkpoint folder: its marker, or a training state in glad_nb's format."
+    return _format_of(ckpt/CKPT_JSON) == _CKPT_FORMAT or _format_of(ckpt/STATE_JSON) == _STATE_FORMAT
+
+def _remove(folder:Path):
+    "Delete a folder, renamed to a hidden name first so that it disappears at once."
+    gone = folder.with_name(f".{folder.name}.del-{uuid.uuid4().hex[:8]}")
+    os.replace(folder, gone); shutil.rmtree(gone, ignore_errors=True)
+
+def prune_checkpoints(out_dir,            # the training folder
+                      keep:int=0,         # keep the newest N checkpoints (0: all)
+                      protect=(),         # steps never deleted
+                     )->list:             # the paths deleted
+    "Delete older checkpoints' training state and, with `keep` > 0, all checkpoints but the newest `keep` and `protect`ed ones."
+    root, gone = Path(out_dir)/'checkpoints', []
+    for p in root.glob('.step_*.del-*'): shutil.rmtree(p, ignore_errors=True)   # left by a crash while deleting
+    cks = list_checkpoints(out_dir)
+    if not cks or not ((cks[-1][1]/STATE_JSON).is_file() and (cks[-1][1]/STATE_TENSORS).is_file()): return gone
+    for s, p in cks[:-1]:
+        if not _ours(p) or not ((p/STATE_JSON).exists() or (p/STATE_TENSORS).exists()): continue
+        if not (p/CKPT_JSON).exists():   # an earlier version's checkpoint: mark it, so that it stays listed without a state
+            (p/CKPT_JSON).write_text(json.dumps(dict(format=_CKPT_FORMAT, step=s, ema=False)))
+        for n in (STATE_TENSORS, STATE_JSON):
+            if (p/n).exists(): (p/n).unlink(); gone.append(p/n)
+    if keep > 0:
+        stay = {s for s, _ in cks[-keep:]} | set(protect)
+        for s, p in cks:
+            if s not in stay and _ours(p): _remove(p); gone.append(p)
+    return gone
 
 # %% ../nbs/06_train.ipynb #c020
 @dataclass
@@ -242,7 +352,7 @@ class TrainResult:
     losses:list=field(default_factory=list) # (step, loss) rows logged by this call
     optimizer:str=''
 
-_RESUME_OK = {'steps', 'ckpt_every'}  # config fields that may change between a run and its resumption
+_RESUME_OK = {'steps', 'ckpt_every', 'keep_checkpoints'}  # config fields that may change between a run and its resumption
 
 # %% ../nbs/06_train.ipynb #s001
 def make_optimizer(params, cfg:TrainConfig, device)->tuple:
@@ -255,6 +365,24 @@ def make_optimizer(params, cfg:TrainConfig, device)->tuple:
             return bnb.optim.AdamW8bit(params, **kw), 'bitsandbytes.AdamW8bit'
         except ImportError: warnings.warn("use_8bit_adam: bitsandbytes is not installed; using torch.optim.AdamW")
     return torch.optim.AdamW(params, **kw), 'torch.optim.AdamW'
+
+# %% ../nbs/06_train.ipynb #u121
+def make_scheduler(optimizer,         # the optimizer, before `accelerator.prepare`
+                   cfg:TrainConfig,   # lr_schedule, warmup_steps, steps
+                  ):                  # a torch LambdaLR
+    "The learning-rate schedule of `cfg`: linear warm-up over `cfg.warmup_steps`, then constant or cosine decay to 0 at `cfg.steps`."
+    from diffusers.optimization import get_scheduler
+    name = dict(constant='constant_with_warmup', cosine='cosine')[cfg.lr_schedule]
+    return get_scheduler(name, optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
+
+# %% ../nbs/06_train.ipynb #u125
+def make_ema(params,            # the UNet's parameters
+             cfg:TrainConfig,   # ema_decay
+            ):                  # diffusers EMAModel, or None when cfg.ema_decay is 0
+    "An exponential moving average of `params` with decay min(cfg.ema_decay, k/(k+9)) at optimizer step k."
+    if cfg.ema_decay <= 0: return None
+    from diffusers.training_utils import EMAModel
+    return EMAModel(params, decay=cfg.ema_decay)
 
 # %% ../nbs/06_train.ipynb #s003
 def _versions()->dict:
@@ -272,12 +400,32 @@ def _accelerator(mixed_precision:str):
         AcceleratorState._reset_state(); GradientState._reset_state()
         return Accelerator(mixed_precision=mixed_precision)
 
+def _check_crop(backbone:Backbone, cfg:TrainConfig):
+    "The pixel UNet needs crops divisible by its total downsampling (the latent UNet pads)."
+    if not cfg.crop_size or not isinstance(backbone, PixelBackbone): return
+    f = 2 ** (len(backbone.unet.config.block_out_channels) - 1)
+    if cfg.crop_size % f: raise ValueError(f"crop_size={cfg.crop_size}: this pixel UNet downsamples by {f}, so crops must be multiples of {f}")
+
+def _resume_point(out:Path, resume:bool)->tuple:
+    "(step, checkpoint, training state) to resume from, or (0, None, None) for a new run."
+    ckpts = list_checkpoints(out)
+    if not ckpts: return 0, None, None
+    if not resume: raise ValueError(f"{out} already holds checkpoints ({ckpts[-1][1].name}); pass resume=True or a new out_dir")
+    step, ckpt = ckpts[-1]
+    if not _has_state(ckpt):
+        raise ValueError(f"cannot resume from {ckpt}: it holds no training state ({STATE_JSON}), and glad_nb keeps one with the "
+                         f"newest checkpoint only. Start the run fresh in a new out_dir (the checkpoints' UNet weights stay usable).")
+    return step, ckpt, load_training_state(ckpt)   # data only: a planted or corrupt file is refused, never run
+
 def _check_resume(saved:dict, cfg:TrainConfig, world:int, ckpt:Path):
-    diff = sorted(k for k, v in cfg.to_dict().items() if k not in _RESUME_OK and saved['config'].get(k) != v)
+    old = TrainConfig.from_dict(saved['config']).to_dict()   # fields newer than the saved run: their defaults
+    diff = sorted(k for k, v in cfg.to_dict().items() if k not in _RESUME_OK and old.get(k) != v)
     if diff: raise ValueError(f"cannot resume from {ckpt}: config field(s) {diff} differ from the saved run "
-                              f"({ {k: saved['config'].get(k) for k in diff} }); use a new out_dir or resume=False")
+                              f"({ {k: old.get(k) for k in diff} }); use a new out_dir or resume=False")
     if saved.get('world_size', world) != world:
         raise ValueError(f"cannot resume from {ckpt}: it was trained with {saved['world_size']} processes, this run has {world}")
+    if cfg.lr_schedule == 'cosine' and old['steps'] != cfg.steps:
+        warnings.warn(f"resuming a cosine schedule with steps={cfg.steps} instead of {old['steps']}: the rest of the decay is stretched to the new end")
 
 def _write_log_header(path:Path, upto:int):
     "Keep the header and the rows with step <= `upto` (drops rows past the resumed checkpoint)."
@@ -309,28 +457,31 @@ def train_backbone(backbone:Backbone,   # float32 backbone to fine-tune (its UNe
     if backbone.dtype != torch.float32:
         raise ValueError(f"train_backbone needs float32 weights (got {backbone.dtype}); use cfg.mixed_precision='bf16' or 'fp16' for low-precision compute")
     if len(dataset) == 0: raise ValueError("the training dataset is empty")
+    _check_crop(backbone, cfg)
     acc = accelerator or _accelerator(cfg.mixed_precision)
     if accelerator is not None and acc.mixed_precision != cfg.mixed_precision:
         warnings.warn(f"the accelerator's mixed_precision={acc.mixed_precision!r} overrides cfg.mixed_precision={cfg.mixed_precision!r}")
     world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
     end = cfg.steps if max_steps is None else min(cfg.steps, int(max_steps))
 
-    ckpts = list_checkpoints(out)
-    if ckpts and not resume: raise ValueError(f"{out} already holds checkpoints ({ckpts[-1][1].name}); pass resume=True or a new out_dir")
-    start, ckpt, saved = 0, None, None
-    if ckpts:
-        start, ckpt = ckpts[-1]
-        saved = load_training_state(ckpt)   # data only: a planted or corrupt file is refused, never run
+    start, ckpt, saved = _resume_point(out, resume)
+    if saved is not None:
         _check_resume(saved, cfg, world, ckpt)
-        backbone.load_unet_weights(ckpt/'unet')
+        backbone.load_unet_weights(ckpt/'unet')                # the model: the EMA's weights when EMA is on
+    ema = make_ema(backbone.unet.parameters(), cfg)            # resumed: starts from those, exactly
+    if ema is not None and saved is not None:
+        ema.load_state_dict(saved['ema']); backbone.unet.load_state_dict(saved['train_unet'])   # its step count; the raw weights
 
     if isinstance(backbone, LatentBackbone): backbone.set_gradient_checkpointing(cfg.gradient_checkpointing)
     backbone.train()
     optimizer, opt_name = make_optimizer(backbone.unet.parameters(), cfg, acc.device)
+    scheduler = make_scheduler(optimizer, cfg)
     model, optimizer = acc.prepare(backbone, optimizer)
     bb = acc.unwrap_model(model)
+    if ema is not None: ema.to(acc.device)
     if saved is not None:
-        optimizer.load_state_dict(saved['optimizer'])
+        optimizer.load_state_dict(saved['optimizer'])         # after the scheduler is built: restores the lr of this step
+        if saved.get('scheduler') is not None: scheduler.load_state_dict(saved['scheduler'])
         if saved.get('scaler') is not None and acc.scaler is not None: acc.scaler.load_state_dict(saved['scaler'])
         _set_rng_state(saved['rng'])
     if cfg.synth_prob > 0 and textures is None: textures = TextureSource(cfg.dtd_root)
@@ -342,15 +493,15 @@ def train_backbone(backbone:Backbone,   # float32 backbone to fine-tune (its UNe
                     mixed_precision=acc.mixed_precision, dataset_len=len(dataset), versions=_versions())
         tmp = out/'train_config.json.tmp'; tmp.write_text(json.dumps(meta, indent=2)); os.replace(tmp, out/'train_config.json')
         _write_log_header(log_path, start)
+        write_frozen(out, bb)
     result = TrainResult(out, start, ckpt, optimizer=opt_name)
-    if start >= end: acc.wait_for_everyone(); return result
 
     A = cfg.grad_accum
-    sampler = StepSampler(len(dataset), cfg.batch_size, cfg.seed, start=start * A, stop=end * A, rank=rank, world=world)
+    sampler = StepSampler(len(dataset), cfg.batch_size, cfg.seed, start=start * A, stop=max(start, end) * A, rank=rank, world=world)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_collate, num_workers=num_workers,
                                          pin_memory=acc.device.type == 'cuda')
-    batches = iter(loader)
-    bar = tqdm(total=end, initial=start, disable=not (progress and main), desc='ATP training')
+    batches = iter(loader) if start < end else None
+    bar = tqdm(total=end, initial=start, disable=not (progress and main) or start >= end, desc='ATP training')
     t0, window, gnorms = time.time(), [], []
     for step in range(start + 1, end + 1):
         total = torch.zeros((), device=acc.device)
@@ -364,7 +515,9 @@ def train_backbone(backbone:Backbone,   # float32 backbone to fine-tune (its UNe
                 acc.backward(loss / A)
             total += loss.detach() / A
         gn = acc.clip_grad_norm_(bb.unet.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
-        optimizer.step(); optimizer.zero_grad(set_to_none=True)
+        lr = optimizer.param_groups[0]['lr']
+        optimizer.step(); scheduler.step(); optimizer.zero_grad(set_to_none=True)
+        if ema is not None: ema.step(bb.unet.parameters())
         window.append(total); gnorms.append(torch.as_tensor(gn if gn is not None else float('nan'), device=acc.device).float())
         if step % log_every == 0 or step == end:
             l = acc.reduce(torch.stack(window).mean(), 'mean').item()
@@ -372,15 +525,18 @@ def train_backbone(backbone:Backbone,   # float32 backbone to fine-tune (its UNe
             result.losses.append((step, l)); window, gnorms = [], []
             if main:
                 with open(log_path, 'a', newline='') as f:
-                    csv.writer(f).writerow([step, f'{l:.6g}', f'{gm:.6g}', cfg.lr, f'{time.time() - t0:.2f}'])
+                    csv.writer(f).writerow([step, f'{l:.6g}', f'{gm:.6g}', f'{lr:.10g}', f'{time.time() - t0:.2f}'])
             bar.set_postfix(loss=f'{l:.4f}')
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             path = out/'checkpoints'/f'step_{step:06d}'
-            if main: save_checkpoint(path, bb, optimizer, step, cfg, acc.scaler, dict(world_size=world))
+            if main:
+                save_checkpoint(path, bb, step, cfg, optimizer, scheduler, acc.scaler, ema, dict(world_size=world))
+                prune_checkpoints(out, cfg.keep_checkpoints, preset_steps() | {cfg.steps})   # after: a crash in between loses nothing
             acc.wait_for_everyone(); result.checkpoint = path
         bar.update(1); result.step = step
     bar.close()
     acc.wait_for_everyone()
+    if ema is not None: ema.copy_to(bb.unet.parameters())    # the trained model is the average
     bb = acc.unwrap_model(model, keep_fp32_wrapper=False).eval()   # drop accelerate's autocast wrapper from forward
     if getattr(bb.__dict__.get('forward'), '__func__', None) is type(bb).forward: del bb.__dict__['forward']
     return result

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest, torch
 from glad_nb.core import TrainConfig
 from glad_nb.backbone import Backbone, PixelBackbone
-from glad_nb.train import train_backbone, list_checkpoints, load_training_state, STATE_JSON, STATE_TENSORS, LEGACY_STATE
+from glad_nb.train import (train_backbone, list_checkpoints, load_training_state, load_checkpoint, prune_checkpoints,
+                            STATE_JSON, STATE_TENSORS, LEGACY_STATE, CKPT_JSON, FROZEN)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +43,7 @@ def test_two_process_cpu_run_through_accelerate_launch(tmp_path):
     assert {x[1] for x in rows} == {'2'} and {x[2] for x in rows} == {'4'}
     assert rows[0][3] == rows[1][3], rows                     # DDP kept the replicas identical
     assert [s for s, _ in list_checkpoints(tmp_path/'full')] == [2, 4]
-    bb = Backbone.load(tmp_path/'full'/'checkpoints'/'step_000004')
+    bb = load_checkpoint(tmp_path/'full'/'checkpoints'/'step_000004')
     assert repr(sum(p.double().sum().item() for p in bb.unet.parameters())) == rows[0][3]
     log = (tmp_path/'full'/'loss.csv').read_text().splitlines()
     assert len(log) == 5 and log[0].startswith('step,loss')
@@ -91,7 +92,7 @@ def base_run(tmp_path_factory):
     return out
 
 def _fake_newest(base_run, tmp_path):
-    "A copy of the run with a step_000003 that looks like a checkpoint (weights, kind json) but no training state yet."
+    "A copy of the run with a step_000003 that looks like a checkpoint (weights, marker) but no training state yet."
     out = tmp_path/'run'; shutil.copytree(base_run, out)
     fake = out/'checkpoints'/'step_000003'; shutil.copytree(out/'checkpoints'/'step_000002', fake)
     for n in (STATE_JSON, STATE_TENSORS): (fake/n).unlink()
@@ -117,16 +118,18 @@ def test_planted_pickle_is_never_run(base_run, tmp_path, name):
 
 @pytest.mark.parametrize('name', [STATE_JSON, STATE_TENSORS])
 def test_truncated_state_file(base_run, tmp_path, name):
-    "A truncated state file is refused with the file named; deleting that checkpoint, as the message says, resumes from the one before."
+    "A truncated state file is refused with the file named; the checkpoint before it holds no state (only the newest does), which is said too."
     out = tmp_path/'run'; shutil.copytree(base_run, out)
     last = out/'checkpoints'/'step_000002'
     b = (last/name).read_bytes(); (last/name).write_bytes(b[:len(b) // 2])
     with pytest.raises(ValueError, match=r'training state not loaded: it is corrupt, truncated') as e:
         train_backbone(PixelBackbone.tiny(), DATA, CFG.replace(steps=3), out, progress=False)
     assert str(e.value).startswith(f"{last/name}:")
+    assert 'keeps one with the newest checkpoint only' in str(e.value)
     shutil.rmtree(last)
-    r = train_backbone(PixelBackbone.tiny(), DATA, CFG.replace(steps=3), out, progress=False, log_every=1)
-    assert r.step == 3 and [s for s, _ in r.losses] == [2, 3]
+    with pytest.raises(ValueError, match=r"step_000001: it holds no training state .* Start the run fresh in a new out_dir"):
+        train_backbone(PixelBackbone.tiny(), DATA, CFG.replace(steps=3), out, progress=False)
+    assert load_checkpoint(out/'checkpoints'/'step_000001').unet is not None      # its weights stay usable
 
 def test_state_file_of_another_kind(base_run, tmp_path):
     "Valid JSON of another format, a missing tensor file and a dangling tensor name are refused too."
@@ -137,7 +140,7 @@ def test_state_file_of_another_kind(base_run, tmp_path):
     shutil.copy(base_run/'checkpoints'/'step_000002'/STATE_JSON, ck)
     (ck/STATE_TENSORS).rename(tmp_path/'t')
     with pytest.raises(ValueError, match=r'training_state.safetensors: training state not loaded: the file is missing'): load_training_state(ck)
-    shutil.copy(out/'checkpoints'/'step_000001'/STATE_TENSORS, ck)       # the tensors of another step: same names
+    shutil.copy(tmp_path/'t', ck/STATE_TENSORS)
     assert load_training_state(ck)['step'] == 2
     from safetensors.torch import save_file
     save_file({'x': torch.zeros(1)}, ck/STATE_TENSORS)
@@ -146,3 +149,59 @@ def test_state_file_of_another_kind(base_run, tmp_path):
     shutil.copy(base_run/'checkpoints'/'step_000002'/STATE_TENSORS, ck)
     (ck/STATE_JSON).write_text('{"format": "glad_nb.training_state/1", "state": {"__items__": 5}}')
     with pytest.raises(ValueError, match=r"training_state.json: training state not loaded: it is corrupt \(TypeError"): load_training_state(ck)
+
+# ---------------------------------------------------------------- checkpoints that fit on a disk
+
+def _sizes(out):
+    return {s: sum(f.stat().st_size for f in p.rglob('*') if f.is_file()) for s, p in list_checkpoints(out)}
+
+def test_only_the_newest_checkpoint_holds_a_state(base_run):
+    "Older checkpoints: the UNet only, a third of the newest (which adds AdamW's two moments); frozen parts once."
+    ck = dict(list_checkpoints(base_run))
+    assert sorted(p.name for p in ck[1].iterdir()) == [CKPT_JSON, 'unet']
+    assert {STATE_JSON, STATE_TENSORS} <= {p.name for p in ck[2].iterdir()}
+    sz = _sizes(base_run)
+    assert 0.3 < sz[1] / sz[2] < 0.36, sz
+    assert (base_run/FROZEN/'glad_backbone.json').exists() and not (base_run/FROZEN/'unet').exists()
+
+def test_an_earlier_versions_run_resumes_and_is_pruned(tmp_path):
+    "Checkpoints in the old layout (a whole backbone + state each) resume exactly; their states are pruned, their weights stay listed and loadable."
+    cfg = CFG.replace(steps=3)
+    whole = PixelBackbone.tiny(); train_backbone(whole, DATA, cfg, tmp_path/'whole', progress=False)
+    out = tmp_path/'old'; train_backbone(PixelBackbone.tiny(), DATA, cfg, out, progress=False, max_steps=2)
+    ck1, ck2 = (p for _, p in list_checkpoints(out))
+    shutil.copy(ck2/STATE_JSON, ck1); shutil.copy(ck2/STATE_TENSORS, ck1)          # as the old layout had: a state in each ...
+    for ck in (ck1, ck2):                                                           # ... beside a whole backbone, no marker
+        load_checkpoint(ck).write_to(ck); (ck/CKPT_JSON).unlink()
+    shutil.rmtree(out/FROZEN)
+    bb = PixelBackbone.tiny(); r = train_backbone(bb, DATA, cfg, out, progress=False, log_every=1)
+    assert [s for s, _ in r.losses] == [3]
+    assert all(torch.equal(a, b) for a, b in zip(bb.unet.state_dict().values(), whole.unet.state_dict().values()))
+    cks = list_checkpoints(out)
+    assert [s for s, _ in cks] == [1, 2, 3] and [(p/STATE_JSON).exists() for _, p in cks] == [False, False, True]
+    assert all((p/CKPT_JSON).exists() for _, p in cks) and (out/FROZEN).is_dir()
+    assert type(load_checkpoint(ck1)) is PixelBackbone
+
+def test_retention_deletes_only_glad_nb_checkpoints(tmp_path):
+    "keep_checkpoints=1: the newest and the last; a look-alike folder without glad_nb's marker or state format stays."
+    out = tmp_path/'run'
+    train_backbone(PixelBackbone.tiny(), DATA, CFG.replace(steps=2, keep_checkpoints=1), out, progress=False, max_steps=1)
+    (out/'checkpoints'/'step_000000').mkdir(); (out/'checkpoints'/'step_000000'/STATE_JSON).write_text('{"format": "mine"}')
+    train_backbone(PixelBackbone.tiny(), DATA, CFG.replace(steps=2, keep_checkpoints=1), out, progress=False)
+    assert [s for s, _ in list_checkpoints(out)] == [0, 2]
+    assert sorted(p.name for p in (out/'checkpoints').iterdir()) == ['step_000000', 'step_000002']
+    assert prune_checkpoints(out, keep=1) == []
+
+def test_checkpoint_benchmark_runs(tmp_path, capsys):
+    "benchmarks/checkpoints.py: the SD-1.4 figures from parameter counts, and the tiny measurement agrees with them."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('bench_ckpt', ROOT/'benchmarks'/'checkpoints.py')
+    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+    res = m.main(['--dry-run'])
+    assert res['sd14']['unet'] == 859_520_964
+    b = res['sd14_bytes']
+    assert b['older'] == 4 * 859_520_964 and b['latest'] == 3 * b['older'] and b['before_total'] == 8 * b['before_ckpt']
+    assert 'SD 1.4' in capsys.readouterr().out
+    t = m.measure_tiny(tmp_path)
+    assert 0.3 < t['older'] / t['latest'] < 0.36 and t['before_ckpt'] > t['latest'] + t['frozen'] * 0.9
+    assert abs(t['older'] - 4 * t['unet_params']) < 0.05 * t['older']    # + the safetensors header and config.json
