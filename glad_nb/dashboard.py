@@ -197,19 +197,27 @@ class RunCategory:
     source:str = ''          # where it came from
     glad:object = None       # the GLAD model, when known (sweeps)
     test_ds:object = None    # its test set, when known (sweeps)
+    baseline:dict|None = None # the memory bank's metrics beside it (`<folder>/baseline/`), when there is one
 
 # %% ../nbs/12_dashboard.ipynb #s007
 def _default_cfg(cache:ScoreCache)->GLADConfig:
     return GLADConfig(layers=tuple(cache.layers), feature_size=cache.size, score_topk=min(250, cache.size ** 2))
 
+def _baseline_metrics(f:Path)->dict|None:
+    "The memory bank's metrics in `f/baseline` (a `write_result` folder), or None."
+    m = f/'baseline'/'metrics.csv'
+    return pd.read_csv(m, index_col=0).iloc[0].to_dict() if m.exists() else None
+
 def _open_folder(f:Path)->RunCategory:
-    "One category folder: a `write_result` folder, else a bare cache with scoring defaults."
+    "One category folder: a `write_result` folder, else a bare cache with scoring defaults; its memory bank's metrics if any."
     try:
         res = read_result(f, maps=False)
-        return RunCategory(res.cache, GLADConfig.from_dict(res.protocol['config']), f"{f/'cache.safetensors'} + protocol.json")
+        rc = RunCategory(res.cache, GLADConfig.from_dict(res.protocol['config']), f"{f/'cache.safetensors'} + protocol.json")
     except FileNotFoundError:
         cache = ScoreCache.load(f/'cache.safetensors')
-        return RunCategory(cache, _default_cfg(cache), f"{f/'cache.safetensors'} (no result files: scoring defaults)")
+        rc = RunCategory(cache, _default_cfg(cache), f"{f/'cache.safetensors'} (no result files: scoring defaults)")
+    rc.baseline = _baseline_metrics(f)
+    return rc
 
 # %% ../nbs/12_dashboard.ipynb #s009
 def load_run(path)->dict:
@@ -247,6 +255,14 @@ def as_runs(source,             # run folder, GLAD, EvalResult, ScoreCache, RunC
         cache = source.build_cache(test_ds, cfg=c, limit=limit, progress=False)
         return {c.category or 'glad': RunCategory(cache, c, 'GLAD.build_cache', source, test_ds)}
     raise ValueError(f"cannot open {type(source).__name__}: expected a run folder, GLAD, EvalResult, ScoreCache or a dict of them")
+
+# %% ../nbs/12_dashboard.ipynb #b001
+def _shown(cache:ScoreCache)->ScoreCache:
+    "What the panels draw for a cache without reconstructions (a memory bank's): a grey reconstruction, no ADS step, no fusion."
+    N = len(cache)
+    return ScoreCache(images=cache.images, masks=cache.masks, labels=cache.labels, layers=cache.layers, fwd=cache.fwd,
+                      recons=torch.full((1, *cache.images.shape[1:]), 128, dtype=torch.uint8).expand_as(cache.images), steps=torch.full((N,), -1), ads_scores=torch.full((N, 1), float('nan')),
+                      fusion=torch.ones(N, 1, 1), fused=torch.zeros(N, dtype=torch.bool), paths=cache.paths, defects=cache.defects)
 
 # %% ../nbs/12_dashboard.ipynb #c030
 class RunExplorer(Dashboard):
@@ -295,6 +311,7 @@ class RunExplorer(Dashboard):
         "Switch category: new Rescorer, controls set to the run's config, reference metrics."
         r = self.run
         self.rescorer = Rescorer(r.cache)
+        self._view = r.cache if r.cache.reconstructed else _shown(r.cache)   # what the panels draw
         S, c = r.cache.size, r.cfg
         self.topk.max = max(self.topk.max, min(S * S, 5000))
         opts = [(f"{i:03d} · {d} · {'anomalous' if int(l) else 'normal'}", i)
@@ -348,6 +365,7 @@ class RunExplorer(Dashboard):
             self.metrics, self.curves = self._metrics(self.scores, maps)
         t2 = time.perf_counter()
         self.table = metrics_table(self.metrics, self.ref_metrics, self.stride)
+        if r.baseline is not None: self.table['memory bank'] = pd.Series(r.baseline)   # at its own protocol, all pixels
         self.table_html.value = html_table(self.table)
         with self.fig_curves.batch_update():
             for j, (x, y) in enumerate(curve_traces(self.curves)):
@@ -367,20 +385,21 @@ class RunExplorer(Dashboard):
         self.amap = self.rescorer.maps(self.cfg_now)[i]
         with self.fig_image.batch_update():
             self.fig_image.data[3].z, self.fig_image.data[3].zmax = fit_size(self.amap, self.side).numpy(), self.zmax
-            self.fig_image.layout.title.text = image_title(self.run.cache, i, float(self.scores[i]))
+            self.fig_image.layout.title.text = image_title(self._view, i, float(self.scores[i]))
 
     def show_image(self):
         "Redraw the panels and ADS trace of the chosen image."
         if not hasattr(self, 'cfg_now') or self.image.value is None: return
         i, r = int(self.image.value), self.run
-        p = image_panels(r.cache, i, torch.zeros(1, 1), self.side)
+        c = self._view
+        p = image_panels(c, i, torch.zeros(1, 1), self.side)
         with self.fig_image.batch_update():
             d = self.fig_image.data
             d[0].source, d[1].source = png_uri(p['input']), png_uri(p['reconstruction'])
             d[2].z = p['fusion'] if p['fusion'] is not None else np.full((2, 2), np.nan)
             d[4].z = p['gt']
         self._show_map()
-        new = ads_figure(ads_trace(r.cache, i), r.cfg.tau, r.cfg.t_min)
+        new = ads_figure(ads_trace(c, i), r.cfg.tau, r.cfg.t_min)
         with self.fig_trace.batch_update():
             for tr, nt in zip(self.fig_trace.data, new.data): tr.x, tr.y = nt.x, nt.y
             self.fig_trace.layout.title.text = new.layout.title.text

@@ -66,35 +66,41 @@ def _f(x:torch.Tensor)->torch.Tensor: return x.float() / 127.5 - 1
 # %% ../nbs/11_pipeline.ipynb #s001
 @dataclass
 class ScoreCache:
-    "Everything scoring needs for one test set, computed once by `GLAD.build_cache`."
+    "Everything scoring needs for one test set: distances, inputs, ground truth, and what a reconstruction run adds."
     images:torch.Tensor        # (N,3,S,S) uint8: inputs at map size
-    recons:torch.Tensor        # (N,3,S,S) uint8: reconstructions at map size
     masks:torch.Tensor         # (N,S,S) uint8 {0,1}: ground truth at map size
     labels:torch.Tensor        # (N,) long
     layers:tuple               # feature layers stored along dim 1 of fwd/rev
-    fwd:list                   # per layer (N,h_l,w_l): input -> reconstruction NN distances
-    rev:list                   # per layer (N,h_l,w_l): reconstruction -> input NN distances
-    steps:torch.Tensor         # (N,) chosen ADS step
-    ads_scores:torch.Tensor    # (N,K) ADS score per grid step (NaN after the choice)
-    fusion:torch.Tensor        # (N,h',w') weight of the generated estimate at the switch (SAFF mask; 0 at the t_min floor; 1 if never switched)
+    fwd:list                   # per layer (N,h_l,w_l): input -> reconstruction (or memory bank) NN distances
+    recons:torch.Tensor|None=None     # (N,3,S,S) uint8: reconstructions at map size (None: no reconstruction, e.g. a memory bank)
+    rev:list|None=None                # per layer (N,h_l,w_l): reconstruction -> input NN distances (None: not computed)
+    steps:torch.Tensor|None=None      # (N,) chosen ADS step (None: no ADS)
+    ads_scores:torch.Tensor|None=None # (N,K) ADS score per grid step (NaN after the choice; None: no ADS)
+    fusion:torch.Tensor|None=None     # (N,h',w') weight of the generated estimate at the switch (SAFF mask; 0 at the t_min floor; 1 if never switched)
     paths:list=field(default_factory=list)
     defects:list=field(default_factory=list)
     grid:list=field(default_factory=list)
     fused:torch.Tensor|None=None # (N,) bool: the switch was an ADS trigger with SAFF (False: t_min fallback or never); None: derived
 
     def __post_init__(self):
-        if self.fused is None: self.fused = (self.steps >= 0) & self.fusion.flatten(1).ne(0).any(1)   # caches from before `fused`
+        if self.fused is None:   # caches from before `fused`: derived; a cache without ADS never fused
+            self.fused = ((self.steps >= 0) & self.fusion.flatten(1).ne(0).any(1)) if self.steps is not None and self.fusion is not None \
+                         else torch.zeros(len(self.labels), dtype=torch.bool)
         self.fused = self.fused.bool()
 
     def __len__(self): return len(self.labels)
     @property
     def size(self)->int: return self.images.shape[-1]
+    @property
+    def reconstructed(self)->bool:
+        "Whether the cache holds reconstructions (a GLAD run) or only distances to something else (a memory bank)."
+        return self.recons is not None
 
     def save(self, path):
-        "Write to `path` (a .safetensors file + a .json beside it), atomically."
+        "Write to `path` (a .safetensors file + a .json beside it), atomically; absent fields are not written."
         path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        t = {k:getattr(self, k).contiguous() for k in _CACHE_TENSORS}
-        for d in ('fwd', 'rev'): t.update({f'{d}.{i}':v.contiguous() for i, v in enumerate(getattr(self, d))})
+        t = {k:getattr(self, k).contiguous() for k in _CACHE_TENSORS if getattr(self, k) is not None}
+        for d in ('fwd', 'rev'): t.update({f'{d}.{i}':v.contiguous() for i, v in enumerate(getattr(self, d) or [])})
         tmp = path.with_name(path.name + '.tmp')
         save_file(t, str(tmp)); os.replace(tmp, path)
         meta = dict(layers=list(self.layers), paths=[str(p) for p in self.paths], defects=list(self.defects), grid=list(self.grid))
@@ -103,35 +109,45 @@ class ScoreCache:
 
     @classmethod
     def load(cls, path):
-        "Read a cache written by `save`."
+        "Read a cache written by `save` (fields it did not write come back as None)."
         path = Path(path)
         if not path.exists(): raise FileNotFoundError(f"score cache not found: {path}")
         t, meta = load_file(str(path)), read_json(path.with_suffix('.json'), 'score cache index')
-        for d in ('fwd', 'rev'): t[d] = [t.pop(f'{d}.{i}') for i in range(len(meta['layers']))]
-        t.setdefault('fused', None)   # written before `fused` existed: derived (see above)
+        for d in ('fwd', 'rev'): t[d] = [t.pop(f'{d}.{i}') for i in range(len(meta['layers']))] if f'{d}.0' in t else None
+        for k in _CACHE_TENSORS: t.setdefault(k, None)   # `fused` absent in old caches: derived (see above)
         return cls(**t, layers=tuple(meta['layers']), paths=meta['paths'], defects=meta['defects'], grid=meta['grid'])
 
 # %% ../nbs/11_pipeline.ipynb #c009
+def _cat(parts:list, what:str):
+    "torch.cat of per-part tensors (or of per-layer lists), None when every part lacks them."
+    if all(p is None for p in parts): return None
+    if any(p is None for p in parts): raise ValueError(f"cannot concatenate caches where only some have {what!r}")
+    return torch.cat(parts) if torch.is_tensor(parts[0]) else [torch.cat(layer) for layer in zip(*parts)]
+
 def concat_caches(parts:list)->ScoreCache:
     "One `ScoreCache` from several (e.g. one per batch)."
     if not parts: raise ValueError("no caches to concatenate")
-    t = {k:torch.cat([getattr(p, k) for p in parts]) for k in _CACHE_TENSORS}
-    for d in ('fwd', 'rev'): t[d] = [torch.cat(layer) for layer in zip(*[getattr(p, d) for p in parts])]
+    t = {k:_cat([getattr(p, k) for p in parts], k) for k in (*_CACHE_TENSORS, 'fwd', 'rev')}
     return ScoreCache(**t, layers=parts[0].layers, paths=sum((p.paths for p in parts), []),
                       defects=sum((p.defects for p in parts), []), grid=parts[-1].grid)
 
 # %% ../nbs/11_pipeline.ipynb #c011
-def score_cache(cache:ScoreCache,  # distances and images from `GLAD.build_cache`
+def score_cache(cache:ScoreCache,  # distances and images from `GLAD.build_cache` (or a memory bank's)
                 cfg:GLADConfig,    # scoring fields used: layers, reverse, reverse_reduce, pixel_weight, sigma, foreground, score_topk
                 idx=None,          # optional subset of images (indices)
                 chunk:int=64,      # images per step (bounds memory)
                )->tuple:           # (maps (N,S,S) float32, image scores (N,) float32)
     "Anomaly maps and image scores from a cache, for any scoring parameters."
+    if cfg.pixel_weight > 0 and cache.recons is None:
+        raise ValueError(f"pixel_weight={cfg.pixel_weight} needs reconstructions, and this cache has none (a memory bank's?): score it with pixel_weight=0")
+    if cfg.reverse and cache.rev is None:
+        raise ValueError("reverse=True needs reverse distances, and this cache has none (a memory bank's?): score it with reverse=False")
     idx = torch.arange(len(cache)) if idx is None else torch.as_tensor(idx).long()
-    S, maps, need_x = cache.size, [], cfg.pixel_weight > 0 or cfg.foreground != 'none'
+    S, maps = cache.size, []
     for i in range(0, len(idx), chunk):
         j = idx[i:i+chunk]
-        x, r = (_f(cache.images[j]), _f(cache.recons[j])) if need_x else (None, None)
+        x = _f(cache.images[j]) if cfg.pixel_weight > 0 or cfg.foreground != 'none' else None
+        r = _f(cache.recons[j]) if cfg.pixel_weight > 0 else None
         rev = [d[j] for d in cache.rev] if cfg.reverse else None
         maps.append(maps_from_distances([d[j] for d in cache.fwd], rev, x, r, cfg, cache.layers, size=S)[0])
     maps = torch.cat(maps) if maps else torch.zeros(0, S, S)
@@ -155,9 +171,9 @@ def versions()->dict:
 # %% ../nbs/11_pipeline.ipynb #c017
 @dataclass
 class EvalResult:
-    "What `GLAD.evaluate` returns."
+    "What `GLAD.evaluate` (or `baseline.baseline_result`) returns."
     metrics:dict              # image/pixel AUROC, AP, F1-max and AUPRO
-    per_image:pd.DataFrame    # path, defect, label, score, chosen step
+    per_image:pd.DataFrame    # path, defect, label, score, chosen step (GLAD only)
     maps:torch.Tensor         # (N,S,S) anomaly maps
     cache:ScoreCache          # what re-scoring needs
     protocol:dict             # how the numbers were made
@@ -165,6 +181,11 @@ class EvalResult:
     def table(self, category:str='')->pd.DataFrame:
         "One-row metric table."
         return pd.DataFrame([self.metrics], index=[category or self.protocol['config'].get('category', '')])
+
+    @property
+    def method(self)->str:
+        "'glad', or the baseline's name from its protocol (e.g. 'memory_bank')."
+        return self.protocol.get('method', 'glad')
 
 # %% ../nbs/11_pipeline.ipynb #c019
 class GLAD:
@@ -382,6 +403,9 @@ def _save(self:GLAD, path)->Path:
     ads = self.ads_extractor is not self.extractor
     if ads: save_extractor(self.ads_extractor, path/'ads_extractor')
     atomic_json(path/'config.json', self.cfg.to_dict())
+    th = getattr(self, 'thresholds', None)   # image/pixel thresholds (glad_nb.api): written with the model, or removed if unset
+    if th is not None: atomic_json(path/'thresholds.json', th.to_dict())
+    else: (path/'thresholds.json').unlink(missing_ok=True)
     atomic_json(path/MODEL_JSON, dict(format=1, glad_nb=glad_nb.__version__, backbone=self.backbone.kind,
                                       extractor=type(self.extractor).__name__, ads_extractor=ads, saved=time.strftime('%Y-%m-%dT%H:%M:%S')))
     return path
@@ -401,9 +425,15 @@ def _load(cls, path, device=None)->GLAD:
         if src and spec.get('weights', {}).get('sha256') == src['sha256'] and state_hash(ext.vit) == src['state']:
             ads = copy.copy(ext); ads.layers, ads.input_size = tuple(spec['layers']), spec['input_size']
         else: ads = load_extractor(path/'ads_extractor')
-    return cls(Backbone.load(path/'backbone'), ext, cfg, ads, device)
+    glad = cls(Backbone.load(path/'backbone'), ext, cfg, ads, device)
+    from glad_nb.api import Thresholds   # also patches predict/calibrate onto GLAD
+    if (path/'thresholds.json').exists():
+        glad.thresholds = Thresholds.from_dict(read_json(path/'thresholds.json', 'thresholds'))
+        glad.provenance['thresholds'] = glad.thresholds.to_dict()   # recorded in every protocol, as after `calibrate`
+    return glad
 
 GLAD.save, GLAD.load = _save, classmethod(_load)
+GLAD.thresholds = None   # set by `calibrate` / `calibrate_f1` (glad_nb.api), saved and loaded with the model
 
 # %% ../nbs/11_pipeline.ipynb #c045
 DEMO_PRESET = dict(T0=150, K=10, t_min=60, tau=0.05, guidance=1.0, ads_topk=10, ads_layer=3, layers=(1, 2, 3),

@@ -208,7 +208,7 @@ def blur_matrix(S:int, sigma:float, mode:str|None=None)->Tensor:
 # %% ../nbs/09_score.ipynb #c036
 class Rescorer:
     "Anomaly maps and image scores of a `ScoreCache` for any scoring settings, staged and memoised."
-    def __init__(self, cache,                # a `pipeline.ScoreCache` (images, recons, layers, fwd, rev, size)
+    def __init__(self, cache,                # a `pipeline.ScoreCache` (images, layers, fwd, size; recons and rev when present)
                  keep:int=6):                # full-size (N,S,S) intermediates kept in memory
         self.cache, self.keep, self.S = cache, keep, cache.size
         self._small, self._big = {}, OrderedDict()
@@ -226,6 +226,8 @@ class Rescorer:
 
     def grids(self, layers:tuple, reverse:bool, reduce:str='sum')->dict:
         "{(h, w): (N,h,w)}: the chosen layers' distance grids summed per grid size (both directions if `reverse`)."
+        if reverse and self.cache.rev is None:
+            raise ValueError("reverse=True needs reverse distances, and this cache has none (a memory bank's?): score it with reverse=False")
         def f():
             out = {}
             for i in layer_index(self.cache.layers, layers):
@@ -249,7 +251,10 @@ class Rescorer:
             A = Ph @ G @ Pw.T if A is None else A.add_(Ph @ G @ Pw.T)
         return A
 
-    def _x(self, which:str)->Tensor: return (self.cache.images if which == 'x' else self.cache.recons).float() / 127.5 - 1
+    def _x(self, which:str)->Tensor:
+        if which != 'x' and self.cache.recons is None:
+            raise ValueError("the pixel term needs reconstructions, and this cache has none (a memory bank's?): score it with pixel_weight=0")
+        return (self.cache.images if which == 'x' else self.cache.recons).float() / 127.5 - 1
 
     def amax(self, layers, reverse, reduce='sum')->Tensor:
         "(N,) per-image maximum of the unblurred map (the pixel term's max(A))."
