@@ -4,16 +4,18 @@
 
 # %% ../nbs/13_cli.ipynb #c002
 from __future__ import annotations
-import argparse, dataclasses, difflib, os, sys, tempfile, time, traceback
+import argparse, dataclasses, difflib, json, os, sys, tempfile, time, traceback
 from contextlib import contextmanager
 from pathlib import Path
 import torch
+from . import __version__
 from .core import default_device, default_dtype
 from .runs import RunError, finish_run
 
 # %% auto #0
 __all__ = ['EXIT_CODES', 'POSITIVE', 'SEED', 'DATASETS', 'COMMAND_NAMES', 'CLIError', 'failing_as', 'int_in', 'devices_found',
-           'check_device', 'check_precision', 'parse_sets', 'apply_sets', 'build_parser', 'main']
+           'check_device', 'check_precision', 'setting_fields', 'parse_sets', 'apply_sets', 'read_config',
+           'command_settings', 'format_settings', 'float_in', 'build_parser', 'main']
 
 # %% ../nbs/13_cli.ipynb #c005
 EXIT_CODES = {0:'done', 1:'unexpected error (one line; the traceback is written to a file, --debug shows it)',
@@ -78,10 +80,25 @@ def check_precision(precision:str, device:torch.device)->torch.dtype:
     return default_dtype(device, precision)
 
 # %% ../nbs/13_cli.ipynb #c011
-_OWN_FLAG = {'dataset':'--dataset', 'category':'--category', 'preset':'--preset', 'tuned_on_test':'--preset', 'seed':'--seed',
-             'mixed_precision':'--precision', 'batch_size':'--batch-size', 'steps':'--steps'}
+_FLAG_ONLY = {'dataset':'--dataset', 'category':'--category', 'preset':'--preset', 'tuned_on_test':'--preset', 'seed':'--seed',
+              'mixed_precision':'--precision'}
 
-def _parse_value(key:str, text:str, typ:str):
+def setting_fields(classes:tuple)->dict:
+    "Field name -> type (as text) of the settings a command accepts: the fields of `classes`, less those a flag owns."
+    return {f.name:str(f.type) for c in classes for f in dataclasses.fields(c) if f.name not in _FLAG_ONLY}
+
+_ALIASES = {'learning_rate':'lr', 'gradient_accumulation_steps':'grad_accum', 'checkpoints_total_limit':'keep_checkpoints',
+            'train_batch_size':'batch_size', 'max_train_steps':'steps', 'checkpointing_steps':'ckpt_every',
+            'lr_warmup_steps':'warmup_steps', 'lr_scheduler':'lr_schedule', 'resolution':'image_size'}   # diffusers' names
+
+def _check_key(k:str, fields:dict, where:str):
+    if k in _FLAG_ONLY: raise CLIError(f"{where} {k}: use {_FLAG_ONLY[k]} instead")
+    if k not in fields:
+        close = [_ALIASES[k]] if _ALIASES.get(k) in fields else difflib.get_close_matches(k, list(fields), n=1, cutoff=0.0)
+        raise CLIError(f"{where} {k}: not a setting of this command" + (f"; did you mean {close[0]}?" if close else '')
+                       + f" (settings: {', '.join(sorted(fields))})")
+
+def _parse_value(key:str, text:str, typ:str, where:str='--set'):
     t = typ.replace(' ', '')
     if text.lower() in ('none', 'null') and 'None' in t: return None
     try:
@@ -91,25 +108,20 @@ def _parse_value(key:str, text:str, typ:str):
             raise ValueError
         if t.startswith('int'): return int(text)
         if t.startswith('float'): return float(text)
-        if t.startswith('tuple'): return tuple(float(v) if '.' in v else int(v) for v in text.split(',') if v.strip())
+        if t.startswith('tuple'): return tuple(float(v) if '.' in v or 'e' in v.lower() else int(v) for v in text.strip('()[] ').split(',') if v.strip())
         return text
-    except ValueError: raise CLIError(f"--set {key}={text}: expected a value of type {typ}") from None
+    except ValueError: raise CLIError(f"{where} {key}={text}: expected a value of type {typ}") from None
 
 def parse_sets(items:list,     # ['KEY=VALUE', ...]
                classes:tuple,  # config dataclasses whose fields the command accepts
               )->dict:
     "Parse `--set` overrides against the fields of `classes`."
-    fields = {f.name:f.type for c in classes for f in dataclasses.fields(c)}
-    out = {}
+    fields, out = setting_fields(classes), {}
     for item in items or []:
         if '=' not in item: raise CLIError(f"--set {item!r}: expected KEY=VALUE")
         k, v = item.split('=', 1); k = k.strip()
-        if k in _OWN_FLAG: raise CLIError(f"--set {k}: use {_OWN_FLAG[k]} instead")
-        if k not in fields:
-            close = difflib.get_close_matches(k, list(fields), n=1)
-            raise CLIError(f"--set {k}: not a setting of this command" + (f"; did you mean {close[0]}?" if close else '')
-                           + f" (settings: {', '.join(sorted(fields))})")
-        out[k] = _parse_value(k, v.strip(), str(fields[k]))
+        _check_key(k, fields, '--set')
+        out[k] = _parse_value(k, v.strip(), fields[k])
     return out
 
 def apply_sets(cfg, sets:dict):
@@ -118,8 +130,68 @@ def apply_sets(cfg, sets:dict):
     try: return cfg.replace(**mine) if mine else cfg
     except ValueError as e: raise CLIError(f"--set: {_one_line(e)}") from None
 
+# %% ../nbs/13_cli.ipynb #h002
+def _typed(key:str, v, typ:str, where:str):
+    "A value from a config file as its field's type, or a CLIError."
+    t = typ.replace(' ', '')
+    if isinstance(v, str): return _parse_value(key, v, typ, where)
+    ok = ((v is None and 'None' in t) or (t.startswith('bool') and isinstance(v, bool))
+          or (t.startswith(('int', 'float')) and isinstance(v, (int, float)) and not isinstance(v, bool) and (t.startswith('float') or float(v).is_integer()))
+          or (t.startswith('tuple') and isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)))
+    if not ok: raise CLIError(f"{where} {key}: {v!r} is not a value of type {typ}")
+    if v is None or isinstance(v, bool): return v
+    return tuple(v) if t.startswith('tuple') else int(v) if t.startswith('int') else float(v)
+
+def read_config(path,          # a .yaml/.yml or .json file: a flat mapping of field names to values
+                classes:tuple, # config dataclasses whose fields the command accepts
+               )->dict:
+    "The settings in a config file, each checked against the fields of `classes` and typed."
+    p = Path(path)
+    if not p.is_file(): raise CLIError(f"--config {p} does not exist: expected a YAML or JSON file of settings")
+    try:
+        text = p.read_text(encoding='utf-8')
+        if p.suffix.lower() == '.json': d = json.loads(text) if text.strip() else {}
+        else:
+            import yaml
+            d = yaml.safe_load(text)
+    except Exception as e: raise CLIError(f"--config {p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: {_one_line(e)}") from None
+    d = {} if d is None else d
+    if not isinstance(d, dict): raise CLIError(f"--config {p}: expected a mapping of setting names to values, got a {type(d).__name__}")
+    fields, where = setting_fields(classes), f"--config {p}:"
+    for k in d: _check_key(str(k), fields, where)
+    return {k:_typed(k, v, fields[k], where) for k, v in d.items()}
+
+# %% ../nbs/13_cli.ipynb #h005
+_SHORTHANDS = {'lr':('lr', '--lr'), 'grad_accum':('grad_accum', '--grad-accum'), 'dtd':('dtd_root', '--dtd'),
+               'keep_checkpoints':('keep_checkpoints', '--keep-checkpoints'), 'steps':('steps', '--steps'),
+               'batch_size':('batch_size', '--batch-size')}   # args attribute -> (field, flag)
+
+def command_settings(args,        # parsed arguments (config, set and shorthand flags where the command has them)
+                     classes:tuple, # config dataclasses whose fields the command accepts
+                    )->dict:
+    "A command's overrides: its --config file, then --set, then the flags that are shorthands for a field."
+    fields = setting_fields(classes)
+    out = read_config(args.config, classes) if getattr(args, 'config', None) else {}
+    sets = parse_sets(getattr(args, 'set', None), classes)
+    for a, (k, flag) in _SHORTHANDS.items():
+        v = getattr(args, a, None)
+        if v is None or k not in fields: continue
+        if k in sets and sets[k] != v: raise CLIError(f"{flag} {v} and --set {k}={sets[k]} disagree: give one of them")
+        sets[k] = v
+    return {**out, **sets}
+
+def format_settings(settings:dict, # field -> value
+                    header:str='', # comment lines on top
+                   )->str:
+    "Settings as YAML, the format `--config` reads."
+    import yaml
+    plain = {k:(list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
+    head = ''.join(f"# {l}\n" for l in header.splitlines())
+    return head + yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, allow_unicode=True)
+
 # %% ../nbs/13_cli.ipynb #c014
 DATASETS = ('mvtec', 'mpdd', 'visa', 'pcbbank', 'folder', 'demo')
+COMMAND_NAMES = ('demo', 'train', 'test', 'predict', 'config', 'bench')   # implemented in `glad_nb.commands` (14_commands)
 
 class _Parser(argparse.ArgumentParser):
     "argparse, with its errors as one-line `CLIError`s."
@@ -127,15 +199,28 @@ class _Parser(argparse.ArgumentParser):
 
 def _exit_codes()->str: return 'exit codes: ' + '; '.join(f"{k} {v}" for k, v in EXIT_CODES.items())
 
+def float_in(lo:float, hi:float|None=None, open_lo:bool=False):
+    "An argparse type: a float in [lo, hi] (or (lo, hi] with `open_lo`)."
+    def parse(s):
+        try: v = float(s)
+        except (TypeError, ValueError): raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+        if not (v > lo if open_lo else v >= lo) or (hi is not None and v > hi) or v != v:
+            raise argparse.ArgumentTypeError(f"{s} is out of range: expected a number {'>' if open_lo else '>='} {lo}" + (f" and <= {hi}" if hi is not None else ''))
+        return v
+    parse.__name__ = 'number'
+    return parse
+
 # %% ../nbs/13_cli.ipynb #s001
 def build_parser()->argparse.ArgumentParser:
     "The `glad-nb` argument parser."
     fmt = argparse.RawDescriptionHelpFormatter
-    p = _Parser(prog='glad-nb', description='GLAD diffusion anomaly detection (glad_nb).', epilog=_exit_codes(), formatter_class=fmt)
+    p = _Parser(prog='glad-nb', description='GLAD diffusion anomaly detection (glad_nb).', formatter_class=fmt,
+                epilog=f"{_exit_codes()}\n\nexample:\n  glad-nb demo --quick --out runs/demo   # then: glad-nb <command> --help")
+    p.add_argument('--version', action='version', version=f'glad-nb {__version__}')
     p.add_argument('--debug', action='store_true', help='show full tracebacks (also GLAD_NB_DEBUG=1)')
-    sub = p.add_subparsers(dest='command', required=True, metavar='{demo,train,test,predict,bench}', parser_class=_Parser)
+    sub = p.add_subparsers(dest='command', required=True, metavar='{' + ','.join(COMMAND_NAMES) + '}', parser_class=_Parser)
     def cmd(name, help, example):
-        return sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}\n\n{_exit_codes()}", formatter_class=fmt)
+        return sub.add_parser(name, help=help, description=help, epilog=f"{_exit_codes()}\n\nexample:\n  {example}", formatter_class=fmt)
     def run_opts(sp, out_default, seed=True):
         sp.add_argument('--out', default=out_default, help='run folder (default: %(default)s)')
         sp.add_argument('--overwrite', action='store_true', help='start afresh: replace the glad_nb run in --out (never other files)')
@@ -147,42 +232,67 @@ def build_parser()->argparse.ArgumentParser:
         sp.add_argument('--batch-size', type=POSITIVE, default=None, help='images per batch (default: the preset)')
         sp.add_argument('--no-progress', action='store_true', help='no progress bars')
         sp.add_argument('--debug', action='store_true', help='show full tracebacks (also GLAD_NB_DEBUG=1)')
-    def data_opts(sp):
+    def settings_opts(sp, what, base='the preset'):
+        sp.add_argument('--config', default=None, metavar='FILE', help=f'YAML or JSON file of {what} fields (flat names), applied after {base}')
+        sp.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help=f'override {what} fields after {base} and --config')
+    def data_opts(sp, weights=True, what='GLADConfig'):
         sp.add_argument('--dataset', required=True, choices=DATASETS)
         sp.add_argument('--root', default=None, help='dataset root folder')
         sp.add_argument('--category', nargs='+', default=['all'], help="one or more categories, or 'all'")
         sp.add_argument('--preset', default='default', choices=['paper', 'default'], help="paper: the authors' settings (tuned on test data)")
         sp.add_argument('--setting', default='single', choices=['single', 'multi'], help='single: one model per category; multi: one for all')
-        sp.add_argument('--weights', default=None, help='local Stable Diffusion 1.4 folder (diffusers layout)')
-        sp.add_argument('--dino', default=None, help='local DINO ViT checkpoint (.pth original or timm .safetensors)')
-        sp.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help='override config fields after the preset')
+        if weights:
+            sp.add_argument('--weights', default=None, help='local Stable Diffusion 1.4 folder (diffusers layout); not with --backbone pixel')
+            sp.add_argument('--dino', default=None, help='local DINO ViT checkpoint (.pth original or timm .safetensors)')
+        settings_opts(sp, what)
     d = cmd('demo', 'the CPU demo end to end: data, ATP training, ADS+SAFF, metrics, report', 'glad-nb demo --out runs/demo')
     run_opts(d, 'runs/demo'); device_opts(d, precision=False)
     d.add_argument('--quick', action='store_true', help='one-minute smoke version')
     d.add_argument('--category', nargs='+', default=['all'], help="demo categories, or 'all'")
     d.add_argument('--jobs', type=POSITIVE, default=None, help='processes, one category each (default: one per CPU core, at most one per category)')
-    t = cmd('train', 'fine-tune the diffusion backbone with ATP',
-            'glad-nb train --dataset mvtec --root data/mvtec --category carpet --weights sd-v1-4 --dino dino_vitbase8.pth --out runs/mvtec')
-    run_opts(t, 'runs/train'); device_opts(t); data_opts(t)
+    t = cmd('train', 'fine-tune the diffusion backbone with ATP (SD 1.4, or the CPU recipe with --backbone pixel); '
+            'hold out normal images to calibrate τ and the thresholds',
+            'glad-nb train --dataset mvtec --root data/mvtec --category carpet --weights sd-v1-4 --dino dino_vitbase8.pth --out runs/mvtec\n'
+            '  glad-nb train --dataset folder --root my_images --backbone pixel --out runs/mine   # CPU, no weights')
+    run_opts(t, 'runs/train'); device_opts(t); data_opts(t, what='GLADConfig and TrainConfig')
+    t.add_argument('--backbone', default='sd', choices=['sd', 'pixel'], help='sd: Stable Diffusion 1.4 (--weights, --dino); '
+                   'pixel: the CPU recipe, a small pixel UNet and weight-free features, τ calibrated on held-out normal images')
     t.add_argument('--steps', type=POSITIVE, default=None, help='training steps (default: the preset)')
-    e = cmd('test', 'evaluate a trained run (or SD weights) on the test split',
+    t.add_argument('--lr', type=float_in(0, open_lo=True), default=None, help='learning rate (default: the preset)')
+    t.add_argument('--grad-accum', type=POSITIVE, default=None, help='gradient accumulation steps')
+    t.add_argument('--num-workers', type=int_in(0), default=0, help='DataLoader processes reading images (default: 0)')
+    t.add_argument('--dtd', default=None, metavar='FOLDER', help='DTD textures folder used by anomaly synthesis (default: built-in textures)')
+    t.add_argument('--keep-checkpoints', type=int_in(0), default=None, help='keep the newest N checkpoints (plus those presets name and the last); 0 keeps all')
+    t.add_argument('--threshold-quantile', type=float_in(0, 1, open_lo=True), default=1.0,
+                   help='image and pixel thresholds: this quantile of the held-out normal scores (default 1.0: their maximum)')
+    t.add_argument('--val', default=None, metavar='FOLDER', help='labelled folder (normal/, abnormal/, masks/ named like the abnormal images) for F1-adaptive thresholds instead')
+    e = cmd('test', 'evaluate a trained run (or SD weights) on the test split; a --backbone pixel run needs no weights',
             'glad-nb test --dataset mvtec --root data/mvtec --category carpet --preset paper --out runs/mvtec')
     run_opts(e, 'runs/train'); device_opts(e); data_opts(e)
     e.add_argument('--ckpt-step', type=POSITIVE, default=None, help="evaluate this training checkpoint (default: the paper preset's, else the final model)")
-    pr = cmd('predict', 'score a folder of images without labels',
+    pr = cmd('predict', 'score a folder of images without labels: scores.csv, raw maps, masks and overlays',
              'glad-nb predict --model runs/mvtec/carpet/model --images new_images/ --out runs/predict-carpet')
     run_opts(pr, 'runs/predict', seed=False); device_opts(pr)
     pr.add_argument('--model', required=True, help='a trained model folder (<run>/<category>/model)')
     pr.add_argument('--images', required=True, help='folder of images to score')
     pr.add_argument('--skip-bad', action='store_true', help='exit 0 even if unreadable images were skipped')
+    settings_opts(pr, 'GLADConfig', "the model's own settings")
+    c = cmd('config', "print the resolved settings (preset, then --config, then --set) in the format --config reads",
+            'glad-nb config --dataset mvtec --category carpet --set tau=0.3 > carpet.yaml')
+    c.add_argument('--dataset', required=True, choices=[x for x in DATASETS if x != 'demo'])
+    c.add_argument('--category', default='', help='a category of the dataset (for folder: a sub-folder of --root, or none)')
+    c.add_argument('--preset', default='default', choices=['paper', 'default'], help="paper: the authors' settings (tuned on test data)")
+    c.add_argument('--setting', default='single', choices=['single', 'multi'])
+    c.add_argument('--backbone', default='sd', choices=['sd', 'pixel'], help='whose recipe: SD 1.4 or the CPU pixel recipe')
+    c.add_argument('--seed', type=SEED, default=0)
+    c.add_argument('--train', action='store_true', help='also the TrainConfig fields (what `glad-nb train` reads)')
+    settings_opts(c, 'GLADConfig (and with --train TrainConfig)')
     b = cmd('bench', 'images per second and passes per image of a model', 'glad-nb bench --dataset demo --n-images 16')
     device_opts(b); data_opts(b); b.add_argument('--seed', type=SEED, default=0)
     b.add_argument('--n-images', type=POSITIVE, default=16)
     return p
 
 # %% ../nbs/13_cli.ipynb #c017
-COMMAND_NAMES = ('demo', 'train', 'test', 'predict', 'bench')   # implemented in `glad_nb.commands` (14_commands)
-
 def _resume_hint(out)->str:
     if out is None: return "nothing was written"
     ck = sorted(Path(out).glob('*/train/checkpoints/step_*'))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #c002
 from __future__ import annotations
-import csv, json, math, os, random, shutil, tempfile, time, uuid, warnings
+import csv, json, os, random, shutil, tempfile, time, uuid, warnings
 from contextlib import nullcontext, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path

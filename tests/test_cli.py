@@ -33,6 +33,12 @@ def test_quick_demo_writes_a_complete_run(quick_run):
         proto = json.loads((run/cat/'protocol.json').read_text())
         assert proto['tuned_on_test'] is False and proto['preset'] == 'demo' and proto['grid']
         assert (run/cat/'model'/'config.json').exists()
+    bank = pd.read_csv(run/'baseline_metrics.csv', index_col=0)          # the memory bank beside GLAD, same metrics
+    assert list(bank.index) == ['brick', 'coffee', 'mean'] and bank['image_auroc'].between(0, 1).all()
+    assert 'memory bank' in r.stdout and 'GLAD - bank' in r.stdout
+    for cat in ('brick', 'coffee'):
+        proto = json.loads((run/cat/'baseline'/'protocol.json').read_text())
+        assert proto['method'] == 'memory_bank' and proto['config']['layers'] == json.loads((run/cat/'protocol.json').read_text())['config']['layers']
     html = (run/'report.html').read_text()
     assert 'Image ROC' in html and 'PRO curve' in html and 'chosen step' in html
 
@@ -43,7 +49,7 @@ def test_two_processes_give_what_one_gives_bit_for_bit(quick_run):
     assert r.returncode == 0 and 'in 2 processes' in r.stdout, r.stderr[-3000:]
     one = glad_nb('demo', '--quick', '--category', 'brick', 'coffee', '--out', str(d/'one'), '--no-progress', '--jobs', '1', env_extra=env)
     assert one.returncode == 0 and 'processes' not in one.stdout, one.stderr[-3000:]
-    assert (d/'one'/'metrics.csv').read_bytes() == (d/'run'/'metrics.csv').read_bytes()
+    for f in ('metrics.csv', 'baseline_metrics.csv'): assert (d/'one'/f).read_bytes() == (d/'run'/f).read_bytes()
     for cat in ('brick', 'coffee'):
         assert (d/'one'/cat/'per_image.csv').read_bytes() == (d/'run'/cat/'per_image.csv').read_bytes()
         wa, wb = (load_file(next((d/r/cat/'model'/'backbone'/'unet').glob('*.safetensors'))) for r in ('one', 'run'))
