@@ -7,12 +7,16 @@ Cases (each runs in its own subprocess so that peak-memory figures do not mix):
              512 px (64x64x4 latents), batch 8, bf16 autocast, gradient checkpointing on and off,
              AdamW (bitsandbytes 8-bit when installed); skipped without CUDA
 
+--dry-run runs the same code on tiny random components on the CPU in seconds (sd14-cuda: `LatentBackbone.tiny`
+at 32 px, batch 2, 2 timed steps, gradient checkpointing on), to check the script where there is no GPU.
+
 Everything goes through `glad_nb.train.train_backbone` (synthesis, VAE encode, ATP loss, backward,
 clipping, optimizer step); steps/s is measured from loss.csv between the end of the warm-up and the
 last step, so checkpoint writing is excluded. Nothing is downloaded.
 
   python benchmarks/train.py                    # all cases that can run here
   python benchmarks/train.py --case pixel-cpu --steps 20 --json out.json
+  python benchmarks/train.py --case sd14-cuda --dry-run
 """
 from __future__ import annotations
 import argparse, json, os, resource, subprocess, sys, tempfile
@@ -46,7 +50,7 @@ def _sd14_backbone(device):
         emb = torch.randn(2, 77, 768)
     return LatentBackbone(unet, vae, emb[:1], emb[1:])
 
-def run_case(case:str, batch:int, steps:int, warmup:int, gc:bool=True, threads:int|None=None)->dict:
+def run_case(case:str, batch:int, steps:int, warmup:int, gc:bool=True, threads:int|None=None, dry:bool=False)->dict:
     "Run one measurement in this process and return its figures."
     import torch, pandas as pd
     if threads: torch.set_num_threads(threads)
@@ -57,6 +61,10 @@ def run_case(case:str, batch:int, steps:int, warmup:int, gc:bool=True, threads:i
     total = warmup + steps
     if case == 'pixel-cpu':
         bb, size, mp, dev = PixelBackbone(image_size=64, seed=0), 64, 'no', 'cpu'
+        acc = Accelerator(cpu=True, mixed_precision=mp)
+    elif case == 'sd14-cuda' and dry:
+        from glad_nb.backbone import LatentBackbone
+        bb, size, mp, dev = LatentBackbone.tiny(), 32, 'no', 'cpu'
         acc = Accelerator(cpu=True, mixed_precision=mp)
     elif case == 'sd14-cuda':
         if not torch.cuda.is_available(): return dict(case=case, skipped='no CUDA')
@@ -76,7 +84,7 @@ def run_case(case:str, batch:int, steps:int, warmup:int, gc:bool=True, threads:i
     el = log.set_index('step').elapsed_s
     sps = steps / (el[total] - el[warmup])
     dt = el.diff().loc[warmup + 1:total]          # per-step seconds; the median resists other load on a shared machine
-    out = dict(case=case, device=str(acc.device), batch=batch, image_size=size, mixed_precision=mp, gradient_checkpointing=gc and case != 'pixel-cpu',
+    out = dict(case=case + (' (dry run: tiny)' if dry else ''), device=str(acc.device), batch=batch, image_size=size, mixed_precision=mp, gradient_checkpointing=gc and case != 'pixel-cpu',
                unet_params_M=round(nparams / 1e6, 2), optimizer=r.optimizer, steps_timed=steps, warmup=warmup,
                steps_per_s=round(sps, 3), images_per_s=round(sps * batch, 2), median_step_s=round(float(dt.median()), 4),
                p90_step_s=round(float(dt.quantile(0.9)), 4), final_loss=float(log.loss.iloc[-1]),
@@ -97,14 +105,16 @@ def main(argv=None):
     ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch\'s choice); 1 is steadier on a shared machine')
     ap.add_argument('--json', default=None, help='also write the results here')
+    ap.add_argument('--dry-run', action='store_true', help='tiny components on the CPU, 2 timed steps (checks the script without a GPU)')
     ap.add_argument('--_one', default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a._one:   # child process: one measurement
         print('RESULT ' + json.dumps(run_case(**json.loads(a._one))), flush=True); return
     results = []
     for case in (PLAN if a.case == 'all' else [a.case]):
-        for kw in PLAN[case]:
-            spec = dict(case=case, steps=a.steps or 20, warmup=a.warmup, threads=a.threads, **kw)
+        for kw in PLAN[case][:1] if a.dry_run else PLAN[case]:
+            if a.dry_run: kw = dict(kw, batch=2)
+            spec = dict(case=case, steps=a.steps or (2 if a.dry_run else 20), warmup=1 if a.dry_run else a.warmup, threads=a.threads, dry=a.dry_run, **kw)
             env = {**os.environ, 'PYTHONPATH': f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
             p = subprocess.run([sys.executable, __file__, '--_one', json.dumps(spec)], capture_output=True, text=True, env=env)
             line = [l for l in p.stdout.splitlines() if l.startswith('RESULT ')]

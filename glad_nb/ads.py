@@ -12,16 +12,18 @@ from torch import Tensor
 from .core import GLADConfig, torch_generator
 from .schedule import reference_grid, grid_alphas, q_sample, x0_from_eps
 from .features import FeatureExtractor, TimmExtractor, INPUT_NORMS, nn_distance
+from .backbone import load_tiny_decoder
 
 # %% auto #0
 __all__ = ['ads_extractor', 'ads_map', 'ads_score', 'saff_mask', 'blend_x0', 'saff_fuse', 'x0_estimates', 'ads_decide',
-           'initial_noise', 'start_latents', 'ads_step', 'ReconResult', 'ads_reconstruct']
+           'initial_noise', 'start_latents', 'ads_step', 'ads_watch', 'ReconResult', 'ads_reconstruct']
 
 # %% ../nbs/08_ads.ipynb #c007
 def ads_extractor(extractor:FeatureExtractor, # any glad_nb feature extractor
                   layer:int,                  # the layer ADS reads (must be one of `extractor.layers`)
                   input_norm:str='raw',       # 'raw' decodes (the authors', GLAD.md §11) | 'imagenet' ([0,1] + ImageNet)
-                 )->FeatureExtractor:         # a view: shares modules, weights and buffers; own `layers` and `input_norm`
+                  input_size:int|None=None,   # input resize of the view (GLAD-fast `ads_feature_size`; None: the extractor's own)
+                 )->FeatureExtractor:         # a view: shares modules, weights and buffers; own `layers`, `input_norm`, `input_size`
     "A view of `extractor` for ADS: inputs taken as `input_norm` says, computing `layer` (and, where possible, nothing after it)."
     layers = tuple(getattr(extractor, 'layers', ()))
     if layer not in layers:
@@ -30,6 +32,7 @@ def ads_extractor(extractor:FeatureExtractor, # any glad_nb feature extractor
     if input_norm not in INPUT_NORMS: raise ValueError(f"ADS input_norm={input_norm!r}: expected one of {INPUT_NORMS} (GLADConfig.ads_input)")
     view = copy.copy(extractor)  # a new attribute dict; modules, parameters and buffers are the same objects
     view.input_norm = input_norm
+    if input_size is not None: view.input_size = int(input_size)
     if not isinstance(extractor, TimmExtractor): view.layers = (layer,)  # timm's out_indices live inside its model
     return view
 
@@ -167,10 +170,11 @@ def ads_step(backbone,        # decodes latents (`backbone.decode`)
              cfg:GLADConfig,  # ads_layer, ads_input, ads_topk, t_min, saff
              tau,             # τ (a 0-d tensor in the ADS dtype)
              dtype=torch.float32, # ADS arithmetic (float16: the authors')
+             decoder=None,    # what decodes the two estimates (`.decode`; GLAD-fast `ads_decoder`); None: the backbone
             )->dict:          # A, s, fuse, fall, done; m and z0 (the new ẑ0) for the `done` samples
     "One ADS decision: estimates -> decode -> map -> score -> decide -> fuse."
     z_gen, z_in = x0_estimates(z_t, z0, eps, eps_hat, alpha_bar_t)                 # the prior's and the input's x0
-    xs = backbone.decode(torch.cat([z_in, z_gen]))                                  # both in one VAE batch
+    xs = (backbone if decoder is None else decoder).decode(torch.cat([z_in, z_gen])) # both in one decoder batch
     A = ads_map(view, xs[:len(z_t)], xs[len(z_t):], cfg.ads_layer, input_norm=cfg.ads_input, dtype=dtype)
     s = ads_score(A, cfg.ads_topk)                                                  # how far the prior drifted
     fuse, fall = ads_decide(s, t, tau, cfg.t_min)                                   # s > τ, or below the floor
@@ -180,6 +184,19 @@ def ads_step(backbone,        # decodes latents (`backbone.decode`)
         m[fall[done]] = 0.                                      # the fallback takes ẑ0_in alone
         z_new = blend_x0(z_gen[done], z_in[done], m)            # float32 by promotion
     return dict(A=A, s=s, fuse=fuse, fall=fall, done=done, m=m, z0=z_new)
+
+# %% ../nbs/08_ads.ipynb #f001
+def ads_watch(grid,       # (K,) descending timestep grid
+              t_min:int,  # floor of ADS
+              every:int=1, # watch every `every`-th grid step (GLAD-fast `ads_every`)
+             )->Tensor:   # (K,) bool
+    "The grid steps ADS watches: every `every`-th from the first, and always the first one below t_min (the fallback)."
+    if int(every) < 1: raise ValueError(f"ads_every={every!r}: expected an integer >= 1")
+    g = torch.as_tensor(grid).flatten().cpu()
+    w = torch.arange(len(g)) % int(every) == 0
+    below = (g < int(t_min)).nonzero()
+    if len(below): w[int(below[0])] = True
+    return w
 
 # %% ../nbs/08_ads.ipynb #c034
 @dataclass
@@ -216,7 +233,7 @@ def _check_grid(grid, T0:int)->Tensor:
 def ads_reconstruct(backbone,                # a glad_nb Backbone (encode/decode/predict_eps/alphas_cumprod/unet)
                     extractor,               # feature extractor with `cfg.ads_layer` among its layers (None allowed if τ = 0)
                     x:Tensor,                # (B,3,H,W) images in [-1,1], on the backbone's device
-                    cfg:GLADConfig,          # T0, K, tau, t_min, guidance, ads_topk, ads_layer, saff, z0_mode, seed
+                    cfg:GLADConfig,          # T0, K, tau, t_min, guidance, ads_*, saff, z0_mode, seed (GLAD-fast: ads_every, ads_feature_size, ads_decoder)
                     noise=None,              # ε: (B,C,h,w) tensor or list of per-sample tensors (None: draw)
                     generator=None,          # torch.Generator, or a list of B (one per sample), for the draws (None: CPU, cfg.seed)
                     progress:bool=False,     # show a tqdm bar over the grid
@@ -229,10 +246,15 @@ def ads_reconstruct(backbone,                # a glad_nb Backbone (encode/decode
     ads_on = cfg.tau > 0
     if ads_on:
         if extractor is None: raise ValueError(f"tau={cfg.tau} turns ADS on: expected a feature extractor, got None")
-        view = ads_extractor(extractor, cfg.ads_layer, cfg.ads_input)  # a view: `extractor` itself is not changed
+        view = ads_extractor(extractor, cfg.ads_layer, cfg.ads_input, cfg.ads_feature_size)  # a view: `extractor` is not changed
+    decoder = None
+    if ads_on and cfg.ads_decoder is not None:
+        if getattr(backbone, 'vae', None) is None: raise ValueError(f"ads_decoder={cfg.ads_decoder!r} decodes SD latents: expected a latent backbone")
+        decoder = load_tiny_decoder(cfg.ads_decoder, dev, backbone.vae.dtype)
     grid = reference_grid(cfg.T0, cfg.K) if grid is None else _check_grid(grid, cfg.T0)
     ab = backbone.alphas_cumprod.double().cpu()
     ab_t, ab_prev = grid_alphas(grid, ab)
+    watch = ads_watch(grid, cfg.t_min, cfg.ads_every).tolist()
     if generator is None: generator = torch_generator(cfg.seed)
     half_ads = cfg.half_ads if half_ads is None else bool(half_ads)
     tdt = torch.float16 if half_ads else torch.float32
@@ -258,8 +280,8 @@ def ads_reconstruct(backbone,                # a glad_nb Backbone (encode/decode
             eps_hat = backbone.predict_eps(z, t, cfg.guidance).float()
             z0_hat = x0_from_eps(z, eps_hat, ab_t[k])
             idx = active.nonzero().squeeze(1)
-            if len(idx):
-                st = ads_step(backbone, view, z[idx], z0[idx], eps[idx], eps_hat[idx], ab_t[k], t, cfg, tau, tdt)
+            if len(idx) and watch[k]:
+                st = ads_step(backbone, view, z[idx], z0[idx], eps[idx], eps_hat[idx], ab_t[k], t, cfg, tau, tdt, decoder)
                 A, done = st['A'], st['done']
                 n_dec[idx.cpu()] += 2; n_feat[idx.cpu()] += 2
                 if amap.numel() == 0: amap = torch.full((B, 1, *A.shape[-2:]), float('nan'), device=dev)
@@ -275,4 +297,5 @@ def ads_reconstruct(backbone,                # a glad_nb Backbone (encode/decode
     finally: counter.remove()
     counts = dict(unet=torch.full((B,), counter.n // B, dtype=torch.long), vae_encode=torch.ones(B, dtype=torch.long),
                   vae_decode=n_dec, features=n_feat)
+    if decoder is not None: counts.update(vae_decode=torch.ones(B, dtype=torch.long), ads_decode=n_dec - 1)   # ADS decodes by the tiny decoder
     return ReconResult(recon, step, fused, scores, mask, amap, z0, grid, counts)

@@ -8,13 +8,13 @@ import json, os, shutil, uuid, tempfile
 from pathlib import Path
 import torch
 from torch import nn, Tensor
-from diffusers import UNet2DConditionModel, UNet2DModel, AutoencoderKL, DDIMScheduler
+from diffusers import UNet2DConditionModel, UNet2DModel, AutoencoderKL, AutoencoderTiny, DDIMScheduler
 from safetensors.torch import save_file, load_file
 from .schedule import sd14_scheduler, pixel_scheduler, alphas_cumprod
 
 # %% auto #0
 __all__ = ['META', 'SD_LAYOUT', 'atomic_dir', 'Backbone', 'encode_prompts', 'tiny_text_encoder', 'LatentBackbone',
-           'check_sd_folder', 'PixelBackbone']
+           'check_sd_folder', 'PixelBackbone', 'TinyDecoder', 'load_tiny_decoder']
 
 # %% ../nbs/04_backbone.ipynb #c005
 def atomic_dir(path,  # the folder to (re)write
@@ -375,3 +375,32 @@ class PixelBackbone(Backbone):
     def tiny(cls, image_size:int=16, seed:int=0)->PixelBackbone:
         "A very small pixel backbone (~50 k parameters) for fast tests."
         return cls(image_size=image_size, channels=(16, 32), attention=False, seed=seed)
+
+# %% ../nbs/04_backbone.ipynb #t001
+class TinyDecoder(nn.Module):
+    "A TAESD-style `AutoencoderTiny` decoding the backbone's scaled latents: a cheap decoder for ADS."
+    def __init__(self, ae:AutoencoderTiny): # frozen; its `scaling_factor` is 1 for TAESD
+        super().__init__(); self.ae = ae.requires_grad_(False).eval()
+    @property
+    def dtype(self)->torch.dtype: return next(self.ae.parameters()).dtype
+    def decode(self, z:Tensor, # (B, 4, h, w) scaled latent, as `LatentBackbone.encode` gives it
+              )->Tensor:       # (B, 3, 8h, 8w) image in about [-1, 1], in z's dtype
+        "Scaled latent -> image, through the tiny decoder."
+        return self.ae.decode((z / self.ae.config.scaling_factor).to(self.dtype)).sample.to(z.dtype)
+
+_TINY_CACHE = {}
+def load_tiny_decoder(folder,                  # local AutoencoderTiny folder (diffusers `save_pretrained` layout)
+                      device='cpu',            # where to put it
+                      dtype:torch.dtype=torch.float32,
+                     )->TinyDecoder:
+    "Load a local AutoencoderTiny (TAESD) folder as a `TinyDecoder`, once per folder, device and dtype; never downloads."
+    folder = Path(folder)
+    if not (folder/'config.json').is_file():
+        raise FileNotFoundError(f"ads_decoder={str(folder)!r}: no config.json there; expected a local AutoencoderTiny (TAESD) folder "
+                                "in diffusers layout (AutoencoderTiny.save_pretrained; glad_nb never downloads)")
+    name = json.loads((folder/'config.json').read_text()).get('_class_name')
+    if name != 'AutoencoderTiny': raise ValueError(f"{folder}/config.json names {name!r}: expected 'AutoencoderTiny' (a TAESD folder)")
+    key = (str(folder.resolve()), tuple(sorted((f.name, f.stat().st_mtime_ns) for f in folder.iterdir())), str(torch.device(device)), dtype)
+    if key not in _TINY_CACHE:
+        _TINY_CACHE[key] = TinyDecoder(AutoencoderTiny.from_pretrained(folder, local_files_only=True)).to(device, dtype)
+    return _TINY_CACHE[key]
