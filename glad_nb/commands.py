@@ -139,7 +139,7 @@ def _demo_model(cat:str, folder:Path, tr, quick:bool, seed:int, device:str, prog
         _say(f"[{cat}] trained model found: {folder/'model'}")
         return GLAD.load(folder/'model', device=glad.device)
     _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images less a held-out part")
-    glad.fit_calibrated(tr, tcfg, folder/'train', progress=progress)   # τ and the thresholds from held-out normal images
+    glad.fit_calibrated(tr, tcfg, folder/'train', tau=glad.cfg.tau > 0, progress=progress)   # τ (if ADS is on) and the thresholds from held-out normals
     th = glad.thresholds
     _say(f"[{cat}] calibrated on {th.holdout['n_holdout']} held-out normal images: τ {glad.cfg.tau}, image threshold {th.image:.4g}")
     glad.save(folder/'model')
@@ -345,7 +345,7 @@ def cmd_train(args)->int:
             bb, first = first or load_sd(), None
             glad = GLAD(bb, ext, cfg, ads_extractor=_ads_view(ext), device=device)
         _say(f"[{unit}] ATP training ({args.backbone}): {tcfg.steps} steps, batch {tcfg.batch_size}, lr {tcfg.lr:g}, {len(tr)} normal images")
-        rec = _fit_and_calibrate(glad, tr, tcfg, out/unit, pixel and 'tau' not in sets, val_ds, args.threshold_quantile,
+        rec = _fit_and_calibrate(glad, tr, tcfg, out/unit, pixel and 'tau' not in sets and glad.cfg.tau > 0, val_ds, args.threshold_quantile,
                                  progress=not args.no_progress, num_workers=args.num_workers)
         if PartialState().is_main_process:   # under `accelerate launch` only one process writes
             glad.save(out/unit/'model')
@@ -545,11 +545,12 @@ def cmd_config(args)->int:
     cfg, tcfg = train_configs(args, 'multi' if args.setting == 'multi' else args.category, [args.category], sets)
     own = {f.name for f in dataclasses.fields(GLADConfig)}
     values = {k:getattr(cfg if k in own else tcfg, k) for k in setting_fields(classes)}
-    if args.backbone == 'pixel': del values['tau']   # calibrated by train unless a file or --set fixes it
+    tau_left_out = args.backbone == 'pixel' and cfg.tau > 0   # the recipe's ADS is on: train calibrates τ unless a file or --set fixes it
+    if tau_left_out: del values['tau']
     head = (f"glad-nb {'train' if args.train else 'test/predict'} settings: --dataset {args.dataset} --category {args.category} "
             f"--preset {args.preset} --setting {args.setting} --backbone {args.backbone} --seed {args.seed}\n"
             f"flat field names; --config reads this file, then --set overrides it"
-            + ("\ntau: left out, train calibrates it on held-out normal images (a tau here fixes it)" if args.backbone == 'pixel' else ''))
+            + ("\ntau: left out, train calibrates it on held-out normal images (a tau here fixes it)" if tau_left_out else ''))
     print(format_settings(values, head), end='', flush=True)
     return 0
 

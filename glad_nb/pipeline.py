@@ -26,10 +26,10 @@ from .metrics import evaluate_category
 from .train import train_backbone
 
 # %% auto #0
-__all__ = ['MODEL_JSON', 'DEMO_PRESET', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_QUICK', 'sample_noise', 'posterior_generator',
-           'batch_keys', 'ScoreCache', 'concat_caches', 'score_cache', 'state_hash', 'versions', 'EvalResult', 'GLAD',
-           'file_sha256', 'load_dino', 'save_extractor', 'load_extractor', 'demo_glad', 'calibrate_tau',
-           'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino', 'write_result', 'read_result']
+__all__ = ['MODEL_JSON', 'DEMO_PRESET', 'DEMO_CATEGORY', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_QUICK', 'sample_noise',
+           'posterior_generator', 'batch_keys', 'ScoreCache', 'concat_caches', 'score_cache', 'state_hash', 'versions',
+           'EvalResult', 'GLAD', 'file_sha256', 'load_dino', 'save_extractor', 'load_extractor', 'demo_glad',
+           'calibrate_tau', 'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino', 'write_result', 'read_result']
 
 # %% ../nbs/11_pipeline.ipynb #c005
 def _key_seed(seed:int, key, purpose:str)->int:
@@ -436,8 +436,9 @@ GLAD.save, GLAD.load = _save, classmethod(_load)
 GLAD.thresholds = None   # set by `calibrate` / `calibrate_f1` (glad_nb.api), saved and loaded with the model
 
 # %% ../nbs/11_pipeline.ipynb #c045
-DEMO_PRESET = dict(T0=150, K=10, t_min=60, tau=0.05, guidance=1.0, ads_topk=10, ads_layer=3, layers=(1, 2, 3),
-                   sigma=2.0, score_topk=40, image_size=64, feature_size=64, saff='sigmoid')
+DEMO_PRESET = dict(T0=150, K=10, t_min=60, tau=0.0, guidance=1.0, ads_topk=10, ads_layer=3, layers=(1, 2, 3),
+                   sigma=2.0, score_topk=40, pixel_weight=1.0, image_size=64, feature_size=64, saff='sigmoid')
+DEMO_CATEGORY = dict(grass=dict(T0=500, t_min=300), gravel=dict(T0=500, t_min=300))   # stochastic textures: a higher start step
 DEMO_MODEL = dict(image_size=64, channels=(16, 32, 64), attention=False)  # ~0.64 M parameters
 DEMO_TRAIN = dict(lr=1e-3, batch_size=16, steps=600, ckpt_every=200, image_size=64, gradient_checkpointing=False,
                   use_8bit_adam=False, weight_decay=0.0)
@@ -451,7 +452,7 @@ def demo_glad(category:str,        # a demo category (brick, grass, gravel, coff
     from glad_nb.features import demo_extractor
     from glad_nb.core import synth_foreground
     cfg = GLADConfig(dataset='demo', category=category, preset='demo', tuned_on_test=False, seed=seed,
-                     synth_foreground=synth_foreground(category), **DEMO_PRESET)
+                     synth_foreground=synth_foreground(category), **{**DEMO_PRESET, **DEMO_CATEGORY.get(category, {})})
     tcfg = TrainConfig(**{**DEMO_TRAIN, **(DEMO_QUICK if quick else {})}, seed=seed, synth_foreground=cfg.synth_foreground)
     bb = PixelBackbone(**DEMO_MODEL, seed=seed)
     return GLAD(bb, demo_extractor(), cfg, device=device), tcfg
