@@ -134,6 +134,7 @@ def _evaluate_category(glad, test_ds, folder:Path, batch_size:int, progress:bool
 def _demo_model(cat:str, folder:Path, tr, quick:bool, seed:int, device:str, progress:bool):
     "The category's trained demo GLAD: the saved model if there is one, else ATP training + calibration, then saved."
     from glad_nb.pipeline import demo_glad, GLAD, MODEL_JSON
+    import glad_nb.api   # GLAD.fit_calibrated, calibrate and predict are defined there
     glad, tcfg = demo_glad(cat, quick=quick, seed=seed, device=device)
     if (folder/'model'/MODEL_JSON).exists():
         _say(f"[{cat}] trained model found: {folder/'model'}")
