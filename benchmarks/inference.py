@@ -29,7 +29,7 @@ the case where the two loop structures differ (with every image stopping at the 
   python benchmarks/inference.py --case demo-cpu --n 32
 """
 from __future__ import annotations
-import argparse, functools, json, os, resource, subprocess, sys, tempfile, time, importlib.util
+import argparse, functools, json, resource, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,7 +206,7 @@ def run_sd14(dry:bool=False, n:int|None=None, batch:int|None=None, compile_:bool
     "The sd14 case: throughput per setting, the authors' structure, GLAD-fast; --dry-run: tiny components on the CPU."
     import torch
     from glad_nb.core import GLADConfig
-    from glad_nb.ads import ads_reconstruct, ads_watch
+    from glad_nb.ads import ads_reconstruct
     from glad_nb.schedule import reference_grid
     cuda = torch.cuda.is_available() and not dry
     if not cuda and not dry: return dict(case='sd14', skipped='no CUDA device (use --dry-run for the CPU sizes)')
@@ -361,7 +361,6 @@ def main(argv=None):
     if a.child:
         r = run_sd14(a.dry_run, a.n, a.batch, a.compile) if a.case == 'sd14' else run_case(a.case, a.n, a.batch, a.tau)
         print('RESULT ' + json.dumps(r)); return
-    import torch
     rows = []
     if a.case in (None, 'demo-cpu') and not a.dry_run:
         for t in (0.05, 0.0):

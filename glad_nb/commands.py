@@ -134,13 +134,13 @@ def _evaluate_category(glad, test_ds, folder:Path, batch_size:int, progress:bool
 def _demo_model(cat:str, folder:Path, tr, quick:bool, seed:int, device:str, progress:bool):
     "The category's trained demo GLAD: the saved model if there is one, else ATP training + calibration, then saved."
     from glad_nb.pipeline import demo_glad, GLAD, MODEL_JSON
-    import glad_nb.api   # GLAD.fit_calibrated, calibrate and predict are defined there
+    from glad_nb.api import fit_calibrated   # also attaches calibrate and predict to GLAD
     glad, tcfg = demo_glad(cat, quick=quick, seed=seed, device=device)
     if (folder/'model'/MODEL_JSON).exists():
         _say(f"[{cat}] trained model found: {folder/'model'}")
         return GLAD.load(folder/'model', device=glad.device)
     _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images less a held-out part")
-    glad.fit_calibrated(tr, tcfg, folder/'train', tau=glad.cfg.tau > 0, progress=progress)   # τ (if ADS is on) and the thresholds from held-out normals
+    fit_calibrated(glad, tr, tcfg, folder/'train', tau=glad.cfg.tau > 0, progress=progress)   # τ (if ADS is on) and the thresholds from held-out normals
     th = glad.thresholds
     _say(f"[{cat}] calibrated on {th.holdout['n_holdout']} held-out normal images: τ {glad.cfg.tau}, image threshold {th.image:.4g}")
     glad.save(folder/'model')

@@ -3,7 +3,7 @@ import io, os, shutil, subprocess, sys, textwrap
 from pathlib import Path
 import pytest, torch
 from glad_nb.core import TrainConfig
-from glad_nb.backbone import Backbone, PixelBackbone
+from glad_nb.backbone import PixelBackbone
 from glad_nb.train import (train_backbone, list_checkpoints, load_training_state, load_checkpoint, prune_checkpoints,
                             STATE_JSON, STATE_TENSORS, LEGACY_STATE, CKPT_JSON, FROZEN)
 
