@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, preset, seed_everything
-from .runs import RunError, open_run, read_run, settings_diff
+from .runs import RunError, open_run, read_run, settings_diff, process_rank, wait_for_all
 from .cli import (CLIError, failing_as, _one_line, check_device, check_precision, apply_sets,
                      command_settings, format_settings, setting_fields)
 
 # %% auto #0
 __all__ = ['COMMANDS', 'resolve_categories', 'pixel_config', 'config_for', 'check_path', 'checked_dataset', 'eval_name',
-           'comparison_table', 'demo_category', 'cmd_demo', 'train_configs', 'cmd_train', 'cmd_test', 'cmd_predict',
-           'cmd_config', 'cmd_bench']
+           'comparison_table', 'demo_category', 'cmd_demo', 'process_device', 'process_slice', 'train_configs',
+           'cmd_train', 'cmd_test', 'cmd_predict', 'cmd_config', 'cmd_bench']
 
 # %% ../nbs/14_commands.ipynb #c005
 def resolve_categories(dataset:str, root, categories:list)->list:
@@ -133,14 +133,14 @@ def _evaluate_category(glad, test_ds, folder:Path, batch_size:int, progress:bool
 # %% ../nbs/14_commands.ipynb #d001
 def _demo_model(cat:str, folder:Path, tr, quick:bool, seed:int, device:str, progress:bool):
     "The category's trained demo GLAD: the saved model if there is one, else ATP training + calibration, then saved."
-    from glad_nb.pipeline import demo_glad, GLAD, MODEL_JSON
-    from glad_nb.api import fit_calibrated   # also attaches calibrate and predict to GLAD
+    from glad_nb.pipeline import demo_glad, MODEL_JSON
+    from glad_nb.api import GLAD   # the class with fit_calibrated, calibrate and predict attached (fastcore @patch)
     glad, tcfg = demo_glad(cat, quick=quick, seed=seed, device=device)
     if (folder/'model'/MODEL_JSON).exists():
         _say(f"[{cat}] trained model found: {folder/'model'}")
         return GLAD.load(folder/'model', device=glad.device)
     _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images less a held-out part")
-    fit_calibrated(glad, tr, tcfg, folder/'train', tau=glad.cfg.tau > 0, progress=progress)   # τ (if ADS is on) and the thresholds from held-out normals
+    glad.fit_calibrated(tr, tcfg, folder/'train', tau=glad.cfg.tau > 0, progress=progress)   # τ (if ADS is on) and the thresholds from held-out normals
     th = glad.thresholds
     _say(f"[{cat}] calibrated on {th.holdout['n_holdout']} held-out normal images: τ {glad.cfg.tau}, image threshold {th.image:.4g}")
     glad.save(folder/'model')
@@ -226,11 +226,26 @@ def cmd_demo(args)->int:
     _say(f"demo wall time: {time.time() - t0:.0f} s")
     return 0
 
+# %% ../nbs/14_commands.ipynb #p001
+def process_device(device:torch.device)->torch.device:
+    "This process's own device: under a launcher a CUDA device named without an index becomes cuda:<local rank>."
+    if process_rank()[1] == 1 or device.type != 'cuda' or device.index is not None: return device
+    from accelerate import PartialState
+    return PartialState().device
+
+def process_slice(n:int)->tuple:   # (this process's indices into range(n), all slices in process order)
+    "Contiguous slices of n items, one per launched process (all of range(n) in one process)."
+    rank, k = process_rank()
+    slices = [s.tolist() for s in np.array_split(np.arange(n), k)]
+    return slices[rank], slices
+
+def _part(folder:Path, name:str, k:int, n:int)->Path: return folder/f'.{name}-part{k}of{n}'
+
 # %% ../nbs/14_commands.ipynb #c016
 def _real_run_args(args, classes:tuple)->tuple:
     "(device, dtype, root, categories, overrides from --config, --set and flags) of a train or test command on a real dataset, all checked."
     if args.dataset == 'demo': raise CLIError("--dataset demo: use `glad-nb demo` (it trains and evaluates the CPU demo)")
-    device = check_device(args.device); dtype = check_precision(args.precision, device)
+    device = process_device(check_device(args.device)); dtype = check_precision(args.precision, device)
     root = check_path('--root', args.root, f'the {args.dataset} dataset root', 2)
     cats, sets = resolve_categories(args.dataset, root, args.category), command_settings(args, classes)
     if sets.get('dtd_root'): sets['dtd_root'] = str(check_path('--dtd', sets['dtd_root'], 'a DTD textures folder (<dtd>/images/<class>/*.jpg)', 2).resolve())
@@ -402,9 +417,39 @@ def _test_model(args, cfg, ck, model, unit, out, device, dtype, tr_ds):
         with failing_as(3, f'--dino {args.dino}'): ext = load_dino(args.dino, cfg.layers, cfg.feature_size)
         glad = GLAD(bb, ext, cfg, ads_extractor=_ads_view(ext), device=device)
     glad.provenance['model'] = str(model) if model is not None else f'--weights {args.weights}'
-    if cfg.dino_epoch > 0: adapt_scoring_dino(glad, tr_ds, cfg.dino_epoch, out/unit/'dino-adapt', progress=not args.no_progress)
+    if cfg.dino_epoch > 0:   # under a launcher the main process adapts (and caches) first, the others then read its weights
+        first = process_rank()[0] == 0
+        if not first: wait_for_all()
+        adapt_scoring_dino(glad, tr_ds, cfg.dino_epoch, out/unit/'dino-adapt', progress=not args.no_progress)
+        if first: wait_for_all()
     for m in {id(m):m for m in (glad.backbone, glad.extractor, glad.ads_extractor)}.values(): m.to(dtype)
     return glad
+
+# %% ../nbs/14_commands.ipynb #p004
+def _evaluate_split(glad, test_ds, folder:Path, batch_size:int, progress:bool):
+    "Evaluate one category: in one process as is; under a launcher each process reconstructs its slice, the main one merges and writes."
+    from glad_nb.pipeline import ScoreCache, concat_caches, write_result
+    rank, n = process_rank()
+    if n == 1: return _evaluate_category(glad, test_ds, folder, batch_size, progress)
+    mine, slices = process_slice(len(test_ds))
+    parts = [_part(folder, 'cache', k, n).with_suffix('.safetensors') for k in range(n)]
+    if mine and not parts[rank].exists():
+        glad.build_cache(torch.utils.data.Subset(test_ds, mine), batch_size=batch_size, progress=progress).save(parts[rank])
+    wait_for_all()
+    res = None
+    if rank == 0:
+        cache = concat_caches([ScoreCache.load(p) for p, s in zip(parts, slices) if s])
+        res = glad.evaluate(cache=cache); res.protocol['processes'] = n   # its `seconds`: the scoring only
+        write_result(res, folder)
+        for p in folder.glob('.cache-part*of*'): p.unlink()   # merged: the result's own cache holds them now
+        m = res.metrics
+        _say(f"[{glad.cfg.category}] image AUROC {m['image_auroc']:.4f}  pixel AUROC {m['pixel_auroc']:.4f}  AUPRO {m['aupro']:.4f}  ({n} processes)")
+    wait_for_all()   # the result is written before any process looks at the next category
+    return res
+
+def _has_result(folder:Path)->bool|None:
+    "True where `_cached_result` would find a finished evaluation, else None (the other processes need not read it)."
+    return True if (folder/'metrics.csv').exists() and (folder/'cache.safetensors').exists() else None
 
 # %% ../nbs/14_commands.ipynb #s007
 def cmd_test(args)->int:
@@ -430,17 +475,17 @@ def cmd_test(args)->int:
     out, s = open_run(out, 'test', settings, data_keys + ('preset', 'setting', 'ckpt_step', 'sets', 'precision', 'weights', 'dino'),
                       args.overwrite, args.resume, inputs=inputs, scope=[name] + [f"{c or 'folder'}/{name}" for c in cats], section=name)
     args._run = out
-    results, models = {}, {}
+    results, models, is_main = {}, {}, process_rank()[0] == 0
     for c, unit, cfg, ck, model in plan:
         folder = out/(c or 'folder')/name
-        res = _cached_result(folder, c)
+        res = _cached_result(folder, c) if is_main else _has_result(folder)
         if res is None:
             key = unit if args.setting == 'multi' and cfg.dino_epoch == 0 else c     # the multi model is loaded once
             if key not in models: models = {key:_test_model(args, cfg, ck, model, unit, out, device, dtype, data[c][1])}
             glad = models[key]; glad.cfg = cfg
-            res = _evaluate_category(glad, data[c][0], folder, args.batch_size or 8, not args.no_progress)
+            res = _evaluate_split(glad, data[c][0], folder, args.batch_size or 8, not args.no_progress)
         results[c or 'folder'] = res
-    _finish(out/name, results, f'glad_nb {args.dataset} ({name[5:]}{"; tuned on test data" if args.preset == "paper" else ""})')
+    if is_main: _finish(out/name, results, f'glad_nb {args.dataset} ({name[5:]}{"; tuned on test data" if args.preset == "paper" else ""})')
     return 0
 
 # %% ../nbs/14_commands.ipynb #c020
@@ -487,6 +532,35 @@ def _write_prediction(out:Path, name:str, f:Path, p, th)->dict:
 
 _SCORE_COLUMNS = ['path', 'score', 'norm_score', 'label', 'step', 'map', 'mask', 'overlay', 'status']
 
+# %% ../nbs/14_commands.ipynb #p006
+def _predict_files(glad, files:list, names:list, out:Path, bs:int)->list:
+    "scores.csv rows of `files` (a skipped file gets a status row); each prediction's files written."
+    th, rows, good = glad.thresholds, [], []
+    for f, name in zip(files, names):
+        try: _, _, warn = _read_for_predict(f, glad.cfg.image_size)
+        except (ValueError, OSError) as e:
+            warnings.warn(f"skipping {f}: {_one_line(e)}"); rows.append(dict(path=str(f), status=f"skipped: {_one_line(e)}")); continue
+        if warn: warnings.warn(warn)
+        good.append((f, name))
+    for i in range(0, len(good), bs):
+        batch = good[i:i+bs]
+        for (f, name), p in zip(batch, glad.predict([f for f, _ in batch], batch_size=bs)):
+            rows.append(dict(path=str(f), score=p.score, norm_score=p.norm_score, label=None if p.label is None else int(p.label), step=p.step,
+                             **_write_prediction(out, name, f, p, th), status='ok'))
+    return rows
+
+def _predict_split(glad, files:list, names:list, out:Path, bs:int)->list|None:
+    "Every row, in the main process (the others get None); under a launcher each process predicts its slice into a part file."
+    from glad_nb.runs import atomic_json, read_json
+    rank, n = process_rank()
+    if n == 1: return _predict_files(glad, files, names, out, bs)
+    mine, _ = process_slice(len(files))
+    parts = [_part(out, 'scores', k, n).with_suffix('.json') for k in range(n)]
+    if not parts[rank].exists():   # else left by an interrupted attempt with these settings: reused
+        atomic_json(parts[rank], _predict_files(glad, [files[i] for i in mine], [names[i] for i in mine], out, bs))
+    wait_for_all()
+    return sum((read_json(p, 'predict part file') for p in parts), []) if rank == 0 else None
+
 # %% ../nbs/14_commands.ipynb #h105
 def cmd_predict(args)->int:
     "Score a folder of unlabelled images: scores.csv, raw maps, masks and overlays on the model's scale."
@@ -494,7 +568,7 @@ def cmd_predict(args)->int:
     from glad_nb.api import GLAD   # with GLAD.predict
     from glad_nb.data import list_images
     import pandas as pd
-    device = check_device(args.device); dtype = check_precision(args.precision, device)
+    device = process_device(check_device(args.device)); dtype = check_precision(args.precision, device)
     sets = command_settings(args, (GLADConfig,))
     model = check_path('--model', args.model, 'a trained model folder (<run>/<category>/model)', 3)
     if not (model/MODEL_JSON).exists(): raise CLIError(f"--model {model} is not a glad_nb model folder ({MODEL_JSON} not found; train or demo write <run>/<category>/model)", 3)
@@ -511,24 +585,17 @@ def cmd_predict(args)->int:
                       inputs={'--images': imgs, '--model': model})
     args._run = out
     for m in {id(m):m for m in (glad.backbone, glad.extractor, glad.ads_extractor)}.values(): m.to(dtype)
-    th, bs, rows, skipped, good = glad.thresholds, args.batch_size or 8, [], [], []
-    if th is None: warnings.warn(f"{model} has no thresholds: no labels, normalised scores or masks, and overlays use each image's own range")
-    for f, name in zip(files, _overlay_names(files)):
-        try: _, _, warn = _read_for_predict(f, glad.cfg.image_size)
-        except (ValueError, OSError) as e:
-            warnings.warn(f"skipping {f}: {_one_line(e)}"); skipped.append(f); rows.append(dict(path=str(f), status=f"skipped: {_one_line(e)}")); continue
-        if warn: warnings.warn(warn)
-        good.append((f, name))
-    for i in range(0, len(good), bs):
-        batch = good[i:i+bs]
-        for (f, name), p in zip(batch, glad.predict([f for f, _ in batch], batch_size=bs)):
-            rows.append(dict(path=str(f), score=p.score, norm_score=p.norm_score, label=None if p.label is None else int(p.label), step=p.step,
-                             **_write_prediction(out, name, f, p, th), status='ok'))
+    th, is_main = glad.thresholds, process_rank()[0] == 0
+    if th is None and is_main: warnings.warn(f"{model} has no thresholds: no labels, normalised scores or masks, and overlays use each image's own range")
+    rows = _predict_split(glad, files, _overlay_names(files), out, args.batch_size or 8)
+    if not is_main: return 0   # the main process writes scores.csv and reports
     order = {str(f):k for k, f in enumerate(files)}
     df = pd.DataFrame(sorted(rows, key=lambda r: order[r['path']]), columns=_SCORE_COLUMNS).astype({'label': 'Int64'})
     tmp = out/'.scores.csv.tmp'; df.to_csv(tmp, index=False); tmp.replace(out/'scores.csv')
+    for p in out.glob('.scores-part*of*.json'): p.unlink()   # merged: scores.csv holds them now
+    skipped = [Path(r['path']) for r in rows if r['status'] != 'ok']
     flagged = f", {int((df.label == 1).sum())} anomalous" if th is not None else ''
-    _say(f"scored {len(good)} images{flagged} -> {out/'scores.csv'} (maps/, masks/, overlays/)")
+    _say(f"scored {len(rows) - len(skipped)} images{flagged} -> {out/'scores.csv'} (maps/, masks/, overlays/)")
     if skipped and not args.skip_bad:
         raise CLIError(f"skipped {len(skipped)} unreadable image(s): {', '.join(f.name for f in skipped[:5])}"
                        f"{' ...' if len(skipped) > 5 else ''} (listed in {out/'scores.csv'}; --skip-bad exits 0)", 2)

@@ -10,7 +10,7 @@ import glad_nb
 
 # %% auto #0
 __all__ = ['RUN_JSON', 'RUN_FORMAT', 'RunError', 'atomic_json', 'read_json', 'read_run', 'check_inputs_outside', 'settings_diff',
-           'open_run', 'finish_run']
+           'process_rank', 'wait_for_all', 'open_run', 'finish_run']
 
 # %% ../nbs/11b_runs.ipynb #c005
 RUN_JSON = 'run.json'
@@ -67,17 +67,17 @@ def _describe(diff:dict)->str:
     return '; '.join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
 
 # %% ../nbs/11b_runs.ipynb #s001
-def open_run(out,                  # the run folder
-             kind:str,             # demo | train | test | predict | bench
-             settings:dict,        # every setting worth recording (JSON-able)
-             compare:tuple,        # the keys of `settings` that change results
-             overwrite:bool=False, # start afresh (delete the glad_nb run, or only `scope`)
-             resume:bool=False,    # continue the recorded run with its recorded settings
-             inputs:dict|None=None,# flag -> path of the command's inputs (protected)
-             scope:list|None=None, # with overwrite: delete only these sub-paths instead of the whole run
-             section:str|None=None,# record the settings under run['sections'][section] (e.g. one evaluation) instead of the run's own
-            )->tuple:              # (folder, settings in force)
-    "Create or reopen a run folder and record this attempt in its run.json."
+def _open_run_here(out,                  # the run folder
+                    kind:str,             # demo | train | test | predict | bench
+                    settings:dict,        # every setting worth recording (JSON-able)
+                    compare:tuple,        # the keys of `settings` that change results
+                    overwrite:bool=False, # start afresh (delete the glad_nb run, or only `scope`)
+                    resume:bool=False,    # continue the recorded run with its recorded settings
+                    inputs:dict|None=None,# flag -> path of the command's inputs (protected)
+                    scope:list|None=None, # with overwrite: delete only these sub-paths instead of the whole run
+                    section:str|None=None,# record the settings under run['sections'][section] (e.g. one evaluation) instead of the run's own
+                   )->tuple:              # (folder, settings in force)
+    "Create or reopen a run folder and record this attempt in its run.json (in this process)."
     out = Path(out)
     check_inputs_outside(out, inputs)
     if out.exists() and not out.is_dir(): raise RunError(f"--out {out} is a file: expected a folder", 2)
@@ -114,9 +114,53 @@ def open_run(out,                  # the run folder
     _write_run(out, run)
     return out, settings
 
+# %% ../nbs/11b_runs.ipynb #p001
+def process_rank()->tuple:   # (index of this process, number of processes)
+    "This process among those `accelerate launch` (or torchrun) started; (0, 1) without a launcher."
+    if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return 0, 1
+    import torch
+    from accelerate import PartialState
+    s = PartialState(cpu=not torch.cuda.is_available())   # without a GPU, the processes meet over gloo on the CPU
+    return s.process_index, s.num_processes
+
+def wait_for_all():
+    "A barrier across the launched processes (nothing to wait for in one process)."
+    if process_rank()[1] > 1:
+        from accelerate import PartialState
+        PartialState().wait_for_everyone()
+
+# %% ../nbs/11b_runs.ipynb #p002
+def open_run(out,                  # the run folder
+             kind:str,             # demo | train | test | predict | bench
+             settings:dict,        # every setting worth recording (JSON-able)
+             compare:tuple,        # the keys of `settings` that change results
+             overwrite:bool=False, # start afresh (delete the glad_nb run, or only `scope`)
+             resume:bool=False,    # continue the recorded run with its recorded settings
+             inputs:dict|None=None,# flag -> path of the command's inputs (protected)
+             scope:list|None=None, # with overwrite: delete only these sub-paths instead of the whole run
+             section:str|None=None,# record the settings under run['sections'][section] (e.g. one evaluation) instead of the run's own
+            )->tuple:              # (folder, settings in force)
+    "Create or reopen a run folder and record this attempt in its run.json; under a launcher only the main process does."
+    a = (out, kind, settings, compare, overwrite, resume, inputs, scope, section)
+    rank, n = process_rank()
+    if n == 1: return _open_run_here(*a)
+    from accelerate.utils import broadcast_object_list
+    answer = [None]
+    if rank == 0:
+        try: answer = [('ok', _open_run_here(*a))]
+        except RunError as e: answer = [('refused', (str(e), e.code))]
+        except BaseException as e:   # the others must not wait for ever
+            broadcast_object_list([('failed', f"{type(e).__name__}: {e}")], from_process=0); raise
+    broadcast_object_list(answer, from_process=0)
+    what, val = answer[0]
+    if what == 'refused': raise RunError(*val)
+    if what == 'failed': raise RuntimeError(f"the main process could not open the run folder {out}: {val}")
+    return val
+
 # %% ../nbs/11b_runs.ipynb #s003
 def finish_run(out, status:str, **extra):
-    "Record how the last attempt in `out` ended: done | failed | interrupted."
+    "Record how the last attempt in `out` ended: done | failed | interrupted (the main process only)."
+    if process_rank()[0] != 0: return
     run = read_run(out)
     if run is None or not run.get('attempts'): return
     run['attempts'][-1].update(finished=_now(), status=status, **extra)
