@@ -21,6 +21,8 @@ last step, so checkpoint writing is excluded. Nothing is downloaded.
 from __future__ import annotations
 import argparse, json, os, resource, subprocess, sys, tempfile
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sd14 import SD14_UNET, SD14_VAE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,13 +42,7 @@ def _sd14_backbone(device):
     from diffusers import UNet2DConditionModel, AutoencoderKL
     from glad_nb.backbone import LatentBackbone
     with torch.device(device):
-        unet = UNet2DConditionModel(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-            block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
-            down_block_types=('CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'),
-            up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'))
-        vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=('DownEncoderBlock2D',) * 4,
-            up_block_types=('UpDecoderBlock2D',) * 4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-            latent_channels=4, sample_size=512, scaling_factor=0.18215)
+        unet, vae = UNet2DConditionModel(**SD14_UNET), AutoencoderKL(**SD14_VAE)
         emb = torch.randn(2, 77, 768)
     return LatentBackbone(unet, vae, emb[:1], emb[1:])
 

@@ -67,17 +67,9 @@ def _describe(diff:dict)->str:
     return '; '.join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
 
 # %% ../nbs/11b_runs.ipynb #s001
-def _open_run_here(out,                  # the run folder
-                    kind:str,             # demo | train | test | predict | bench
-                    settings:dict,        # every setting worth recording (JSON-able)
-                    compare:tuple,        # the keys of `settings` that change results
-                    overwrite:bool=False, # start afresh (delete the glad_nb run, or only `scope`)
-                    resume:bool=False,    # continue the recorded run with its recorded settings
-                    inputs:dict|None=None,# flag -> path of the command's inputs (protected)
-                    scope:list|None=None, # with overwrite: delete only these sub-paths instead of the whole run
-                    section:str|None=None,# record the settings under run['sections'][section] (e.g. one evaluation) instead of the run's own
-                   )->tuple:              # (folder, settings in force)
-    "Create or reopen a run folder and record this attempt in its run.json (in this process)."
+def _open_run_here(out, kind:str, settings:dict, compare:tuple, overwrite:bool=False, resume:bool=False,
+                   inputs:dict|None=None, scope:list|None=None, section:str|None=None)->tuple:
+    "`open_run`'s work in this process (its parameters are documented there): (folder, settings in force)."
     out = Path(out)
     check_inputs_outside(out, inputs)
     if out.exists() and not out.is_dir(): raise RunError(f"--out {out} is a file: expected a folder", 2)
