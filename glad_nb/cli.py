@@ -245,7 +245,7 @@ def build_parser()->argparse.ArgumentParser:
             sp.add_argument('--weights', default=None, help='local Stable Diffusion 1.4 folder (diffusers layout); not with --backbone pixel')
             sp.add_argument('--dino', default=None, help='local DINO ViT checkpoint (.pth original or timm .safetensors)')
         settings_opts(sp, what)
-    d = cmd('demo', 'the CPU demo end to end: data, ATP training, ADS+SAFF, metrics, report', 'glad-nb demo --out runs/demo')
+    d = cmd('demo', 'the CPU demo end to end: data, ATP training, reconstruction, metrics, the memory bank beside it, report', 'glad-nb demo --out runs/demo')
     run_opts(d, 'runs/demo'); device_opts(d, precision=False)
     d.add_argument('--quick', action='store_true', help='one-minute smoke version')
     d.add_argument('--category', nargs='+', default=['all'], help="demo categories, or 'all'")
