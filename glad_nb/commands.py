@@ -155,6 +155,8 @@ def _baseline_category(glad, tr, te, folder:Path, batch_size:int):
     m = res.metrics
     _say(f"[{glad.cfg.category}] memory bank: image AUROC {m['image_auroc']:.4f}  pixel AUROC {m['pixel_auroc']:.4f}  AUPRO {m['aupro']:.4f}")
 
+def _evaluated(folder:Path)->bool: return (folder/'metrics.csv').exists() and (folder/'cache.safetensors').exists()
+
 def demo_category(cat:str,            # a demo category
                   out,                # the run folder; results go to out/cat
                   root,               # the demo dataset root (from `make_demo_dataset`)
@@ -167,7 +169,7 @@ def demo_category(cat:str,            # a demo category
     from glad_nb.data import DemoDataset
     if threads: torch.set_num_threads(threads)
     folder = Path(out)/cat
-    glad_done, bank_done = _cached_result(folder, cat) is not None, (folder/'baseline'/'metrics.csv').exists()
+    glad_done, bank_done = _evaluated(folder), _evaluated(folder/'baseline')
     if glad_done and bank_done: return str(folder)
     seed_everything(seed)   # every category starts from the same state, whichever process runs it and in which order
     tr, te = DemoDataset(root, cat, 'train', image_size=64), DemoDataset(root, cat, 'test', image_size=64)
@@ -215,7 +217,9 @@ def cmd_demo(args)->int:
         torch.set_num_threads(1)  # the demo's tiny convolutions run faster on one thread than on two (measured: 0.39 vs 0.70 s/step)
     root = make_demo_dataset(seed=seed)
     _say(f"demo dataset: {root}  categories: {cats}")
-    todo = [c for c in cats if _cached_result(out/c, c) is None or not (out/c/'baseline'/'metrics.csv').exists()]
+    todo = [c for c in cats if not (_evaluated(out/c) and _evaluated(out/c/'baseline'))]
+    for c in cats:
+        if c not in todo: _say(f"[{c}] already evaluated with these settings: {out/c}")
     jobs = args.jobs or (min(_cpu_cores(), len(todo)) if device.type == 'cpu' else 1)
     _run_categories(todo, jobs, dict(out=out, root=root, seed=seed, quick=quick, device=str(device),
                                      batch_size=args.batch_size or 16, progress=not args.no_progress))

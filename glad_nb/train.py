@@ -313,7 +313,8 @@ def _format_of(file:Path):
     return doc.get('format') if isinstance(doc, dict) else None
 
 def _ours(ckpt:Path)->bool:
-    "Whether glad_nb wrote this checkpoint folder: its marker, or a training state in glad_nb's format."
+    "Whether glad_nb wrote this checkpoint folder: a real folder (never a link to elsewhere) with its marker or a training state in glad_nb's format."
+    if ckpt.is_symlink(): return False
     return _format_of(ckpt/CKPT_JSON) == _CKPT_FORMAT or _format_of(ckpt/STATE_JSON) == _STATE_FORMAT
 
 def _remove(folder:Path):

@@ -205,3 +205,17 @@ def test_checkpoint_benchmark_runs(tmp_path, capsys):
     t = m.measure_tiny(tmp_path)
     assert 0.3 < t['older'] / t['latest'] < 0.36 and t['before_ckpt'] > t['latest'] + t['frozen'] * 0.9
     assert abs(t['older'] - 4 * t['unet_params']) < 0.05 * t['older']    # + the safetensors header and config.json
+
+def test_pruning_never_follows_a_link_out_of_the_run(tmp_path):
+    "A checkpoint folder that is a symlink to somewhere else is never deleted, even with glad_nb's marker inside."
+    import json
+    user = tmp_path/'user_data'; user.mkdir(); (user/'keep.png').write_bytes(b'x')
+    (user/CKPT_JSON).write_text(json.dumps(dict(format='glad_nb.checkpoint/1', step=1)))
+    root = tmp_path/'run'/'checkpoints'; root.mkdir(parents=True)
+    (root/'step_000001').symlink_to(user, target_is_directory=True)
+    for s in (2, 3):
+        d = root/f'step_{s:06d}'; d.mkdir(); (d/CKPT_JSON).write_text(json.dumps(dict(format='glad_nb.checkpoint/1', step=s)))
+        (d/STATE_JSON).write_text('{}'); (d/STATE_TENSORS).write_bytes(b'')
+    prune_checkpoints(tmp_path/'run', keep=1)
+    assert (user/'keep.png').exists() and (user/CKPT_JSON).exists() and (root/'step_000001').is_symlink()
+    assert not (root/'step_000002').exists() and (root/'step_000003').exists()
