@@ -316,10 +316,12 @@ def pixel(cls:GLAD, image_size:int|None=None, # model and map size (default: the
 def pixel_train_config(cls:GLAD, image_size:int|None=None, # training size (default: the demo's)
                        seed:int=0,
                        quick:bool=False,      # the demo's quick version (fewer steps)
+                       T0:int|None=None,      # the start step the model will reconstruct from (None: DEMO_PRESET's)
                        **overrides,           # any TrainConfig field
                       )->TrainConfig:
-    "The CPU recipe's training settings (the demo's) at `image_size`."
+    "The CPU recipe's training settings (the demo's) at `image_size`, its noise levels covering `T0`."
     d = {**DEMO_TRAIN, **(DEMO_QUICK if quick else {})}
+    if T0 is not None and T0 > d.get('t_max', 1000): d['t_max'] = 1000   # above the recipe's levels: train on all of them
     S0 = d.get('image_size', DEMO_PRESET['image_size']); S = image_size or S0
     if d.get('crop_size'): d['crop_size'] = min(S, max(8, 8 * round(d['crop_size'] * S / S0 / 8)))
     return TrainConfig(**{**_fields(TrainConfig, d), 'image_size': S, 'seed': seed, **overrides})

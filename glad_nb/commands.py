@@ -268,7 +268,7 @@ def train_configs(args,               # parsed train (or config) arguments: data
     if unit == 'multi': cfg = cfg.replace(category='multi', synth_foreground='none')
     own = dict(seed=args.seed, synth_foreground=cfg.synth_foreground, image_size=cfg.image_size,
                mixed_precision={torch.bfloat16:'bf16', torch.float16:'fp16'}.get(dtype, 'no'))
-    with failing_as(2, '--set'): tcfg = GLAD.pixel_train_config(**own) if pixel else TrainConfig(**own)
+    with failing_as(2, '--set'): tcfg = GLAD.pixel_train_config(**own, T0=cfg.T0) if pixel else TrainConfig(**own)
     return cfg, apply_sets(tcfg, sets)
 
 # %% ../nbs/14_commands.ipynb #s001

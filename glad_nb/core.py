@@ -142,6 +142,7 @@ class TrainConfig(_Config):
     ema_decay:float=0.0         # EMA of the UNet weights, used as the trained model (0 = off)
     crop_size:int=0             # train on random crops of this size from images at `image_size` (0 = whole images)
     keep_checkpoints:int=0      # keep the newest N checkpoints plus those presets name and the last (0 = keep all)
+    t_max:int=1000              # timesteps t ~ U{0..t_max-1}, ATP mix λ = t/t_max (1000: the paper)
 
     def __post_init__(self):
         self.betas = tuple(float(b) for b in self.betas)
@@ -165,6 +166,7 @@ class TrainConfig(_Config):
         _check('ema_decay', self.ema_decay, 0 <= self.ema_decay < 1, "a float in [0, 1)")
         _check('crop_size', self.crop_size, self.crop_size == 0 or (8 <= self.crop_size <= self.image_size and self.crop_size % 8 == 0), "0 or a multiple of 8 in 8..image_size")
         _check('keep_checkpoints', self.keep_checkpoints, self.keep_checkpoints >= 0, "an integer >= 0 (0 = keep all)")
+        _check('t_max', self.t_max, 1 <= self.t_max <= 1000, "an integer in 1..1000")
 
 # %% ../nbs/00_core.ipynb #c013
 MVTEC_CATEGORIES = ('carpet','grid','leather','tile','wood','bottle','cable','capsule','hazelnut',

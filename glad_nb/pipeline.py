@@ -26,10 +26,11 @@ from .metrics import evaluate_category
 from .train import train_backbone
 
 # %% auto #0
-__all__ = ['MODEL_JSON', 'DEMO_PRESET', 'DEMO_CATEGORY', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_QUICK', 'sample_noise',
-           'posterior_generator', 'batch_keys', 'ScoreCache', 'concat_caches', 'score_cache', 'state_hash', 'versions',
-           'EvalResult', 'GLAD', 'file_sha256', 'load_dino', 'save_extractor', 'load_extractor', 'demo_glad',
-           'calibrate_tau', 'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino', 'write_result', 'read_result']
+__all__ = ['MODEL_JSON', 'DEMO_PRESET', 'DEMO_CATEGORY', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_CATEGORY_TRAIN', 'DEMO_QUICK',
+           'sample_noise', 'posterior_generator', 'batch_keys', 'ScoreCache', 'concat_caches', 'score_cache',
+           'state_hash', 'versions', 'EvalResult', 'GLAD', 'file_sha256', 'load_dino', 'save_extractor',
+           'load_extractor', 'demo_glad', 'calibrate_tau', 'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino',
+           'write_result', 'read_result']
 
 # %% ../nbs/11_pipeline.ipynb #c005
 def _key_seed(seed:int, key, purpose:str)->int:
@@ -437,11 +438,13 @@ GLAD.thresholds = None   # set by `calibrate` / `calibrate_f1` (glad_nb.api), sa
 
 # %% ../nbs/11_pipeline.ipynb #c045
 DEMO_PRESET = dict(T0=150, K=10, t_min=60, tau=0.0, guidance=1.0, ads_topk=10, ads_layer=3, layers=(1, 2, 3),
-                   sigma=2.0, score_topk=40, pixel_weight=1.0, image_size=64, feature_size=64, saff='sigmoid')
-DEMO_CATEGORY = dict(grass=dict(T0=500, t_min=300), gravel=dict(T0=500, t_min=300))   # stochastic textures: a higher start step
+                   sigma=1.0, score_topk=40, pixel_weight=1.0, image_size=64, feature_size=64, saff='sigmoid')
+DEMO_CATEGORY = dict(grass=dict(T0=500, t_min=300), gravel=dict(T0=500, t_min=300),   # stochastic textures: a higher start step
+                     brick=dict(tau=0.015))   # ADS on (τ > 0); the demo re-calibrates τ on held-out normal images
 DEMO_MODEL = dict(image_size=64, channels=(16, 32, 64), attention=False)  # ~0.64 M parameters
 DEMO_TRAIN = dict(lr=1e-3, batch_size=16, steps=600, ckpt_every=200, image_size=64, gradient_checkpointing=False,
-                  use_8bit_adam=False, weight_decay=0.0)
+                  use_8bit_adam=False, weight_decay=0.0, t_max=150)   # train on the noise levels T0 = 150 uses
+DEMO_CATEGORY_TRAIN = dict(grass=dict(t_max=1000), gravel=dict(t_max=1000))   # the textures: every level, as the paper
 DEMO_QUICK = dict(steps=40, ckpt_every=40)
 
 def demo_glad(category:str,        # a demo category (brick, grass, gravel, coffee)
@@ -453,7 +456,8 @@ def demo_glad(category:str,        # a demo category (brick, grass, gravel, coff
     from glad_nb.core import synth_foreground
     cfg = GLADConfig(dataset='demo', category=category, preset='demo', tuned_on_test=False, seed=seed,
                      synth_foreground=synth_foreground(category), **{**DEMO_PRESET, **DEMO_CATEGORY.get(category, {})})
-    tcfg = TrainConfig(**{**DEMO_TRAIN, **(DEMO_QUICK if quick else {})}, seed=seed, synth_foreground=cfg.synth_foreground)
+    tcfg = TrainConfig(**{**DEMO_TRAIN, **DEMO_CATEGORY_TRAIN.get(category, {}), **(DEMO_QUICK if quick else {})},
+                       seed=seed, synth_foreground=cfg.synth_foreground)
     bb = PixelBackbone(**DEMO_MODEL, seed=seed)
     return GLAD(bb, demo_extractor(), cfg, device=device), tcfg
 

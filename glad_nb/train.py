@@ -42,14 +42,15 @@ def atp_target(z_t:Tensor,      # noisy mixed latent √ᾱ·z_s + √(1-ᾱ)·�
 def atp_loss(eps_model,        # callable (z_t, t) -> ε̂, e.g. a backbone (or its DDP wrapper)
              z_normal:Tensor,  # (B, C, h, w) latent of the normal images
              z_anom:Tensor,    # (B, C, h, w) latent of the synthesised images (= z_normal where none)
-             t:Tensor,         # (B,) int timesteps in 0..999
+             t:Tensor,         # (B,) int timesteps in 0..t_max-1
              eps:Tensor,       # (B, C, h, w) Gaussian noise
              alpha_bar:Tensor, # (1000,) ᾱ (float64)
              sign:int=+1,      # ATP sign (see `atp_target`)
+             t_max:int=1000,   # λ = t/t_max (1000: the paper)
             )->Tensor:         # scalar float32
-    "ATP loss: MSE between ε̂(z_t, t) and the ATP target, with z_s = λ·z_a + (1-λ)·z_n, λ = t/1000."
+    "ATP loss: MSE between ε̂(z_t, t) and the ATP target, with z_s = λ·z_a + (1-λ)·z_n, λ = t/t_max."
     abt = alpha_bar[t.cpu()].to(z_normal.device)
-    lam = (t.to(z_normal.device, torch.float32) / 1000).view(-1, *[1] * (z_normal.ndim - 1))
+    lam = (t.to(z_normal.device, torch.float32) / t_max).view(-1, *[1] * (z_normal.ndim - 1))
     z_s = torch.lerp(z_normal.float(), z_anom.float(), lam).to(z_normal.dtype)
     z_t = q_sample(z_s, eps, abt)
     target = atp_target(z_t, z_normal, abt, sign, z_mixed=z_s)
@@ -137,9 +138,10 @@ def micro_batch_loss(model,               # the (possibly wrapped) backbone: mod
             z_a = backbone.encode(x_a, 'sample', torch.Generator(g.device).set_state(state)).float()  # same posterior noise
             z_a = torch.where(has.to(z_a.device).view(-1, 1, 1, 1), z_a, z_n)
         else: z_a = z_n
-    t = torch.randint(0, len(backbone.alphas_cumprod), (B,), generator=g).to(x.device)
+    t_max = min(cfg.t_max, len(backbone.alphas_cumprod))
+    t = torch.randint(0, t_max, (B,), generator=g).to(x.device)
     eps = torch.randn(z_n.shape, generator=g).to(x.device)
-    return atp_loss(model, z_n, z_a, t, eps, backbone.alphas_cumprod, cfg.atp_sign)
+    return atp_loss(model, z_n, z_a, t, eps, backbone.alphas_cumprod, cfg.atp_sign, t_max)
 
 # %% ../nbs/06_train.ipynb #t101
 _TAGS = ('__tensor__', '__tuple__', '__items__')
