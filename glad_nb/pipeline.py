@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_pipeline.ipynb #c002
 from __future__ import annotations
-import json, hashlib, os, platform, time
+import json, hashlib, os, platform, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -211,6 +211,9 @@ class GLAD:
             out_dir,                        # checkpoints and loss log (resumed if present)
             **kw):                          # passed on to `train_backbone` (max_steps, progress, accelerator, ...)
         "Fine-tune the backbone with ATP on normal images."
+        if train_cfg.t_max < self.cfg.T0:
+            warnings.warn(f"TrainConfig.t_max={train_cfg.t_max} is below T0={self.cfg.T0}: the model never trains on the "
+                          f"noise levels reconstruction starts from; set t_max >= T0 (or 1000)")
         self.backbone.to(self.device).float()
         self.train_result = train_backbone(self.backbone, train_ds, train_cfg, out_dir, **kw)
         self.backbone.eval()
