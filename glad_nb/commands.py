@@ -15,8 +15,8 @@ from .cli import (CLIError, failing_as, _one_line, check_device, check_precision
 
 # %% auto #0
 __all__ = ['COMMANDS', 'resolve_categories', 'pixel_config', 'config_for', 'check_path', 'checked_dataset', 'eval_name',
-           'comparison_table', 'demo_category', 'cmd_demo', 'process_device', 'process_slice', 'train_configs',
-           'cmd_train', 'cmd_test', 'cmd_predict', 'cmd_config', 'cmd_bench']
+           'comparison_table', 'comparison_line', 'demo_category', 'cmd_demo', 'process_device', 'process_slice',
+           'train_configs', 'cmd_train', 'cmd_test', 'cmd_predict', 'cmd_config', 'cmd_bench']
 
 # %% ../nbs/14_commands.ipynb #c005
 def resolve_categories(dataset:str, root, categories:list)->list:
@@ -94,6 +94,14 @@ def comparison_table(table, base_table):
     return pd.concat({c: pd.DataFrame({'GLAD': table[c], 'memory bank': base_table[c], 'GLAD - bank': table[c] - base_table[c]})
                       for c in cols}, axis=1)
 
+def comparison_line(cmp)->str:
+    "One line on what the comparison means, from `comparison_table`'s mean row."
+    d = cmp.loc['mean'].xs('GLAD - bank', level=1)
+    names = dict(image_auroc='image AUROC', pixel_auroc='pixel AUROC', aupro='AUPRO')
+    return (f"GLAD - memory bank (mean): {', '.join(f'{names[k]} {v:+.3f}' for k, v in d.items())}. The bank compares each patch "
+            f"with every normal training patch of the same features and has no diffusion model: above zero is what the "
+            f"reconstruction adds at this scale.")
+
 def _write_csv(df, path:Path):
     tmp = path.with_name(f'.{path.name}.tmp'); df.to_csv(tmp); tmp.replace(path)
 
@@ -112,6 +120,7 @@ def _finish(folder:Path, results:dict, title:str, baselines:dict|None=None):
         shown, files = comparison_table(table, base), 'metrics.csv, baseline_metrics.csv'
     write_report(results, folder/'report.html', title=title, table=table, baselines=baselines)
     with pd.option_context('display.float_format', '{:.4f}'.format, 'display.width', 160): _say(shown.to_string())
+    if baselines: _say(comparison_line(shown))
     _say(f"results: {folder}  ({files}, report.html; per category: per_image.csv, protocol.json, cache)")
     return table
 
