@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PLOTLY_RENDERER ?= plotly_mimetype
 
-.PHONY: install demo test test-browser lab readme bench clean-venv
+.PHONY: install demo test test-suite test-kernels test-browser lab readme bench clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,11 +45,21 @@ test: $(STAMP)
 	step "pyflakes glad_nb/ tests/ benchmarks/"; $(BIN)/pyflakes glad_nb tests benchmarks || fail "pyflakes"; \
 	step "every glad_nb module imports in a fresh process"; \
 	  for f in glad_nb/*.py; do m=$$(basename $$f .py); [ "$$m" == "__init__" ] && m="" ; \
-	    $(BIN)/python -c "import importlib; importlib.import_module('glad_nb' + ('.$$m' if '$$m' else ''))" || fail "import glad_nb.$$m"; done; \
-	step "nbdev-test --n-workers 2"; IN_TEST=1 OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2 --timing || fail "nbdev-test"; \
-	step "pytest tests/"; rc=0; OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q tests/ || rc=$$?; \
+	    $(BIN)/python -c "import importlib; importlib.import_module('glad_nb' + ('.$$m' if '$$m' else ''))" || fail "import glad_nb.$$m"; done
+	$(MAKE) --no-print-directory test-suite
+
+# the notebooks and pytest; KERNELS picks the CPU kernels they run on (make test-kernels)
+KERNELS ?= OMP_NUM_THREADS=1
+test-suite: $(STAMP)
+	@set -e; step() { echo "== make test: $$1 ($(KERNELS))"; }; fail() { echo "!! make test FAILED at: $$1 ($(KERNELS))"; exit 1; }; \
+	step "nbdev-test --n-workers 2"; env IN_TEST=1 $(KERNELS) $(BIN)/nbdev-test --n-workers 2 --timing || fail "nbdev-test"; \
+	step "pytest tests/"; rc=0; env $(KERNELS) $(BIN)/python -m pytest -q tests/ || rc=$$?; \
 	  [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || fail "pytest tests/ (exit $$rc)"; \
-	echo "== make test: all steps passed"
+	echo "== make test: all steps passed ($(KERNELS))"
+
+# a proxy for another machine: two threads per process and no oneDNN change the CPU kernels and their rounding
+test-kernels: $(STAMP)
+	$(MAKE) --no-print-directory test-suite KERNELS="OMP_NUM_THREADS=2 GLAD_NB_ONEDNN=0"
 
 # real browser: Debian chromium + playwright (driving /usr/bin/chromium; no browser download)
 test-browser: $(STAMP)

@@ -16,7 +16,7 @@ from .backbone import load_tiny_decoder
 
 # %% auto #0
 __all__ = ['ads_extractor', 'ads_map', 'ads_score', 'saff_mask', 'blend_x0', 'saff_fuse', 'x0_estimates', 'ads_decide',
-           'initial_noise', 'start_latents', 'ads_step', 'ads_watch', 'ReconResult', 'ads_reconstruct']
+           'tau_between', 'initial_noise', 'start_latents', 'ads_step', 'ads_watch', 'ReconResult', 'ads_reconstruct']
 
 # %% ../nbs/08_ads.ipynb #c007
 def ads_extractor(extractor:FeatureExtractor, # any glad_nb feature extractor
@@ -118,6 +118,21 @@ def ads_decide(s:Tensor,  # (n,) ADS scores of the active samples
     "Which active samples fuse now (s > τ) and which fall back to ẑ0_in (t < t_min)."
     fuse = s > tau
     return fuse, ~fuse & (int(t) < int(t_min))
+
+# %% ../nbs/08_ads.ipynb #da453c31
+def tau_between(scores,              # ADS scores, any shape (NaN, unwatched steps, are ignored)
+                near:float|None=None, # the value τ should lie close to (default: the median score)
+                margin:float=0.005,   # τ keeps this fraction of itself away from every score (5 float16 ulps or more)
+               )->float:              # a float16-representable τ strictly between two observed scores
+    "A τ in the middle of a gap between observed scores, near `near`: no score ties it, on any kernels."
+    v = torch.as_tensor(scores).detach().flatten().double().cpu()
+    v = v[v.isfinite()]
+    near = float(v.median()) if near is None else float(near)
+    v = v.unique()
+    tau = ((v[1:] + v[:-1]) / 2).half().double()          # the loop compares in float16 at most
+    ok = (tau > 0) & (tau - v[:-1] >= margin * tau) & (v[1:] - tau >= margin * tau)
+    if not ok.any(): raise ValueError(f"no gap between the {len(v)} distinct scores leaves τ {margin:.1%} clear of both sides")
+    return float(tau[ok][(tau[ok] - near).abs().argmin()])
 
 # %% ../nbs/08_ads.ipynb #c024
 def initial_noise(noise,           # None, a (B,C,h,w) tensor, or a list of B tensors (C,h,w) / (1,C,h,w)

@@ -17,8 +17,8 @@ from .pipeline import GLAD, DEMO_PRESET, DEMO_MODEL, DEMO_TRAIN, DEMO_QUICK, cal
 _all_ = ['GLAD']   # re-exported: `from glad_nb.api import GLAD` gives the class with its API
 
 # %% auto #0
-__all__ = ['HEAT_SCALE', 'holdout_split', 'normalize', 'Thresholds', 'load_input', 'Prediction', 'f1_threshold', 'overlay',
-           'predictions_table', 'GLAD']
+__all__ = ['THRESHOLD_RTOL', 'HEAT_SCALE', 'holdout_split', 'normalize', 'Thresholds', 'load_input', 'Prediction',
+           'calibrated_threshold', 'f1_threshold', 'overlay', 'predictions_table', 'GLAD']
 
 # %% ../nbs/11e_api.ipynb #c006
 def holdout_split(n:int,          # number of normal training images
@@ -184,6 +184,17 @@ def predict(self:GLAD, images,        # paths, PIL images, arrays, tensors ([0,1
                                   mask=None if th is None else amap.astype(np.float64) > th.pixel))
     return out
 
+# %% ../nbs/11e_api.ipynb #7acb534d
+THRESHOLD_RTOL = 1e-4   # calibrated thresholds sit this fraction of the normal range above their quantile
+
+def calibrated_threshold(values,          # normal image scores (N,) or map values (any shape)
+                         quantile:float=1.0, # which quantile becomes the threshold (1.0 = the maximum)
+                        )->float:         # a threshold that the quantile's own value stays below under rounding
+    "The `quantile` of normal values, raised by `THRESHOLD_RTOL` of their range (or of the value, if larger)."
+    v = np.asarray(values, np.float64).ravel()
+    q = float(np.quantile(v, quantile))
+    return q + THRESHOLD_RTOL * max(float(v.max() - v.min()), abs(q))
+
 # %% ../nbs/11e_api.ipynb #c030
 def _collect(glad:GLAD, images, batch_size:int)->tuple:
     "(image scores (N,), maps (N,S,S)) of `images` as float64 numpy."
@@ -204,7 +215,7 @@ def calibrate(self:GLAD, normal_images,    # normal images only (anything `predi
         items = [dict(image=x, key=k) for x, k, _, _ in _inputs(normal_images, self.cfg.image_size)]
         self.cfg = self.cfg.replace(tau=round(calibrate_tau(self, items, batch_size=batch_size), 4))
     s, m = _collect(self, normal_images, batch_size)
-    self.thresholds = Thresholds(image=float(np.quantile(s, quantile)), pixel=float(np.quantile(m, quantile)),
+    self.thresholds = Thresholds(image=calibrated_threshold(s, quantile), pixel=calibrated_threshold(m, quantile),
                                  image_min=float(s.min()), image_max=float(s.max()), pixel_min=float(m.min()), pixel_max=float(m.max()),
                                  method='normal', quantile=float(quantile), n_images=len(s))
     self.provenance['thresholds'] = self.thresholds.to_dict()   # recorded in every protocol

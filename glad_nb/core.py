@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 # %% auto #0
-__all__ = ['IN_TEST', 'MVTEC_CATEGORIES', 'MPDD_CATEGORIES', 'VISA_CATEGORIES', 'PCBBANK_CATEGORIES', 'PAPER_PRESETS',
+__all__ = ['IN_TEST', 'ONEDNN', 'MVTEC_CATEGORIES', 'MPDD_CATEGORIES', 'VISA_CATEGORIES', 'PCBBANK_CATEGORIES', 'PAPER_PRESETS',
            'MULTI_PRESETS', 'DARK_FOREGROUND', 'BRIGHT_FOREGROUND', 'SCORE_FOREGROUND', 'REVERSE_CATEGORIES',
            'ADAPT_NO_PENALTY', 'ADAPT_SETTINGS', 'DATASET_CATEGORIES', 'GLADConfig', 'TrainConfig', 'synth_foreground',
            'preset', 'otsu_threshold', 'otsu_foreground', 'seed_everything', 'torch_generator', 'default_device',
@@ -20,6 +20,10 @@ __all__ = ['IN_TEST', 'MVTEC_CATEGORIES', 'MPDD_CATEGORIES', 'VISA_CATEGORIES', 
 
 # %% ../nbs/00_core.ipynb #c004
 IN_TEST = bool(os.environ.get('IN_TEST'))  # True while nbdev-test (or pytest with IN_TEST=1) runs
+
+# %% ../nbs/00_core.ipynb #5395a4fc
+ONEDNN = os.environ.get('GLAD_NB_ONEDNN', '1') != '0'   # False: CPU ops run without oneDNN (`make test-kernels`)
+if not ONEDNN: torch.backends.mkldnn.enabled = False
 
 # %% ../nbs/00_core.ipynb #c006
 def _check(name, value, ok:bool, allowed:str):

@@ -1,4 +1,8 @@
 import os, pytest, torch
+from glad_nb.core import ONEDNN   # importing core applies GLAD_NB_ONEDNN=0 (make test-kernels) to every test
+
+def pytest_report_header(config):
+    return f"glad_nb kernels: oneDNN {'on' if ONEDNN else 'off'}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
 
 def pytest_collection_modifyitems(config, items):
     run_slow = os.environ.get('RUN_SLOW') == '1'

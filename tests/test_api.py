@@ -44,7 +44,7 @@ def test_calibrate_then_predict_gives_labels_and_masks_and_they_survive_save_loa
     tr = get_dataset('visa', tiny_inputs['root'], 'pcb1', 'train', image_size=32)
     te = get_dataset('visa', tiny_inputs['root'], 'pcb1', 'test', image_size=32)
     th = sd_glad.calibrate(tr)
-    assert th.method == 'normal' and th.n_images == len(tr) and th.image == th.image_max and th.pixel == th.pixel_max
+    assert th.method == 'normal' and th.n_images == len(tr) and th.image > th.image_max and th.pixel > th.pixel_max   # a hair above
     preds = sd_glad.predict(te)
     assert all(isinstance(p.label, bool) and p.mask.dtype == bool and p.mask.shape == p.anomaly_map.shape for p in preds)
     assert all(p.label == (p.norm_score > 0.5) and 0 <= p.norm_score <= 1 for p in preds)
@@ -112,7 +112,7 @@ def test_pixel_recipe_holds_out_normals_and_calibrates_on_them(pixel_run):
     assert glad.protocol()['thresholds']['holdout'] == ho       # recorded with every result
     preds = glad.predict([tr[i]['path'] for i in ho['indices']])
     assert all(not p.label and not p.mask.any() and p.norm_score <= 0.5 for p in preds)
-    assert sum(p.norm_score < 0.5 for p in preds) >= 7           # only the held-out maximum sits at the threshold
+    assert all(p.norm_score < 0.5 for p in preds)                # the threshold sits a hair above the held-out maximum
 
 def test_pixel_recipe_normal_looks_normal_and_a_defect_is_red(pixel_run):
     from glad_nb.api import overlay
