@@ -9,7 +9,7 @@ parts are written once per run (`out_dir/frozen/`).
 The tiny case trains `LatentBackbone.tiny()` for 3 steps with a checkpoint at every step and
 measures the files; the SD-1.4 case counts the parameters of the SD-1.4 UNet and VAE (built on the
 meta device, nothing allocated) and multiplies: float32 = 4 bytes per weight, AdamW = 2 more
-float32 tensors per weight, 8 checkpoints per category (4000 steps, one every 500: GLAD.md §3).
+float32 tensors per weight, 8 checkpoints per category (4000 steps, one every 500: docs/method.md §3).
 
   python benchmarks/checkpoints.py             # measure the tiny case (CPU, seconds) and compute SD 1.4
   python benchmarks/checkpoints.py --dry-run   # SD 1.4 figures only, nothing trained

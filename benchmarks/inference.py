@@ -88,7 +88,7 @@ def recon_flops(passes:dict,        # passes per image: unet (one branch each), 
 
 # ---------------------------------------------------------------- the authors' loop structure
 def authors_reconstruct(bb, extractor, x, cfg, noise):
-    """GLAD.md §2 with the authors' batch structure (§11): every grid step runs the CFG UNet on the whole batch and,
+    """docs/method.md §2 with the authors' batch structure (§11): every grid step runs the CFG UNet on the whole batch and,
     while ANY sample is active, decodes both x0 estimates and runs DINO for the WHOLE batch; only the active
     samples' decisions are used. Same pieces (map, score, decision, SAFF) as glad_nb. Returns (recon, step, passes)."""
     import torch

@@ -21,7 +21,7 @@ __all__ = ['ads_extractor', 'ads_map', 'ads_score', 'saff_mask', 'blend_x0', 'sa
 # %% ../nbs/08_ads.ipynb #c007
 def ads_extractor(extractor:FeatureExtractor, # any glad_nb feature extractor
                   layer:int,                  # the layer ADS reads (must be one of `extractor.layers`)
-                  input_norm:str='raw',       # 'raw' decodes (the authors', GLAD.md §11) | 'imagenet' ([0,1] + ImageNet)
+                  input_norm:str='raw',       # 'raw' decodes (the authors', docs/method.md §11) | 'imagenet' ([0,1] + ImageNet)
                   input_size:int|None=None,   # input resize of the view (GLAD-fast `ads_feature_size`; None: the extractor's own)
                  )->FeatureExtractor:         # a view: shares modules, weights and buffers; own `layers`, `input_norm`, `input_size`
     "A view of `extractor` for ADS: inputs taken as `input_norm` says, computing `layer` (and, where possible, nothing after it)."

@@ -54,7 +54,7 @@ class _Config:
 # %% ../nbs/00_core.ipynb #c007
 @dataclass
 class GLADConfig(_Config):
-    "Inference and scoring settings of one GLAD run (GLAD.md sections 2, 4, 5)."
+    "Inference and scoring settings of one GLAD run (docs/method.md sections 2, 4, 5)."
     dataset:str=''            # dataset name (mvtec, mpdd, visa, pcbbank, folder, demo)
     category:str=''           # category within the dataset
     preset:str='default'      # which preset produced this config
@@ -68,8 +68,8 @@ class GLADConfig(_Config):
     ads_layer:int=12          # feature block used inside ADS
     saff:str='sigmoid'        # fusion mask: sigmoid | binary | off
     z0_mode:str='mean'        # VAE posterior: mean (deterministic) | sample (the authors')
-    ads_input:str='raw'       # what the ADS extractor sees: raw VAE decodes (the authors', GLAD.md §11) | imagenet (normalised)
-    half_ads:bool=False       # float16 ADS map, score, τ comparison and SAFF mask (the authors', GLAD.md §11)
+    ads_input:str='raw'       # what the ADS extractor sees: raw VAE decodes (the authors', docs/method.md §11) | imagenet (normalised)
+    half_ads:bool=False       # float16 ADS map, score, τ comparison and SAFF mask (the authors', docs/method.md §11)
     ads_every:int=1           # GLAD-fast: watch ADS every k-th grid step (the first step below t_min always)
     ads_feature_size:int|None=None # GLAD-fast: ADS extractor input size (None: the decodes' own size)
     ads_decoder:str|None=None # GLAD-fast: a local AutoencoderTiny (TAESD) folder decoding for ADS only (None: the VAE)
@@ -78,7 +78,7 @@ class GLADConfig(_Config):
     pixel_weight:float=0.0    # v, weight of the pixel term
     layers:tuple=(3,6,9,12)   # feature blocks summed into the anomaly map
     reverse:bool=False        # also add the reconstruction -> input direction
-    reverse_reduce:str='sum'  # how the two directions combine (GLAD.md §5.3): sum (single-class) | mean (multi-class)
+    reverse_reduce:str='sum'  # how the two directions combine (docs/method.md §5.3): sum (single-class) | mean (multi-class)
     foreground:str='none'     # soft object mask in scoring: none | dark | bright
     synth_foreground:str='none' # Otsu foreground for ATP synthesis: none | dark | bright
     image_size:int=512        # diffusion input size
@@ -121,7 +121,7 @@ GLADConfig._filled = dict(reverse_reduce=lambda d: 'mean' if d.get('preset') == 
 # %% ../nbs/00_core.ipynb #c010
 @dataclass
 class TrainConfig(_Config):
-    "ATP fine-tuning settings (GLAD.md section 3)."
+    "ATP fine-tuning settings (docs/method.md section 3)."
     lr:float=5e-6               # constant learning rate
     batch_size:int=32           # images per optimiser step (per process, before accumulation)
     steps:int=4000              # optimiser steps
@@ -205,7 +205,7 @@ DARK_FOREGROUND = ('screw','bottle','capsule','zipper','bracket_black','bracket_
 BRIGHT_FOREGROUND = ('hazelnut','pill','metal_nut','toothbrush','candle','cashew','chewinggum','fryum',
                      'macaroni1','macaroni2','pipe_fryum','bracket_white')
 SCORE_FOREGROUND = {'screw':'dark', 'capsule':'dark', 'bracket_black':'dark', 'bracket_brown':'dark',
-                    'bracket_white':'bright'}  # soft object mask in scoring (GLAD.md section 5.6)
+                    'bracket_white':'bright'}  # soft object mask in scoring (docs/method.md section 5.6)
 REVERSE_CATEGORIES = ('transistor','pcb1','pcb4')  # add the reverse direction (section 5.3)
 ADAPT_NO_PENALTY = ('cashew','macaroni2','pcb1')     # DINO adaptation with λ = 0 (section 6; 0.01 otherwise)
 ADAPT_SETTINGS = dict(lam=0.01, lr=3e-4, batch_size=16, grad_accum=2, K=15)  # DINO adaptation (section 6)
@@ -214,7 +214,7 @@ DATASET_CATEGORIES = {'mvtec':MVTEC_CATEGORIES, 'mpdd':MPDD_CATEGORIES, 'visa':V
 
 # %% ../nbs/00_core.ipynb #c015
 def synth_foreground(category:str)->str:
-    "Otsu foreground mode used by ATP synthesis for `category` (GLAD.md section 7)."
+    "Otsu foreground mode used by ATP synthesis for `category` (docs/method.md section 7)."
     return 'dark' if category in DARK_FOREGROUND else 'bright' if category in BRIGHT_FOREGROUND else 'none'
 
 def preset(dataset:str,          # mvtec | mpdd | visa | pcbbank
@@ -231,7 +231,7 @@ def preset(dataset:str,          # mvtec | mpdd | visa | pcbbank
     small = dataset in ('visa','pcbbank')
     common = dict(dataset=dataset, category=category, reverse=category in REVERSE_CATEGORIES,
                   foreground=SCORE_FOREGROUND.get(category, 'none'), synth_foreground=synth_foreground(category))
-    authors = dict(z0_mode='sample', half_ads=True)  # the paper presets reproduce the authors' code (GLAD.md §11)
+    authors = dict(z0_mode='sample', half_ads=True)  # the paper presets reproduce the authors' code (docs/method.md §11)
     if setting == 'multi':
         T0, tau, v, t_min, ck, ep = MULTI_PRESETS[dataset]
         return GLADConfig(**common, **authors, preset='paper-multi', tuned_on_test=True, T0=T0, K=25, tau=tau, pixel_weight=v, reverse_reduce='mean',

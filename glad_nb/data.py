@@ -211,7 +211,7 @@ def scan_mvtec_layout(cat_dir,        # <root>/<category>
 
 # %% ../nbs/01_data.ipynb #s001
 class MVTecDataset(AnomalyDataset):
-    "MVTec-AD in its original layout (GLAD.md section 8)."
+    "MVTec-AD in its original layout (docs/method.md section 8)."
     CATEGORIES, name = MVTEC_CATEGORIES, 'mvtec'
     def _scan(self): return scan_mvtec_layout(self.root/self.category, self.split)
 

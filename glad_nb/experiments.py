@@ -17,7 +17,7 @@ __all__ = ['HEADLINE', 'SMALL_TRAIN', 'SWEEP_PARAMS', 'demo_data', 'train_key', 
            'full_run', 'SweepCancelled', 'sweep']
 
 # %% ../nbs/11c_experiments.ipynb #c006
-HEADLINE = ('image_auroc', 'pixel_auroc', 'aupro')   # the metrics an ablation table shows (GLAD.md section 9)
+HEADLINE = ('image_auroc', 'pixel_auroc', 'aupro')   # the metrics an ablation table shows (docs/method.md section 9)
 
 def demo_data(root, category:str, size:int)->tuple:
     "Train and test split of one demo category, loaded at `size` px."

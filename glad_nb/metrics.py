@@ -231,7 +231,7 @@ def aupro(maps, # anomaly maps: (N,H,W), (N,1,H,W) or a list; numpy or torch
           fpr_limit:float=0.3, # integrate PRO over FPR in [0, fpr_limit]
           connectivity:int=8, # region connectivity: 8 (standard) or 4
          )->float:
-    "Exact normalised area under the PRO curve up to `fpr_limit` (GLAD.md section 9)."
+    "Exact normalised area under the PRO curve up to `fpr_limit` (docs/method.md section 9)."
     return PixelRanks(maps, masks, connectivity).aupro(fpr_limit)
 
 # %% ../nbs/02_metrics.ipynb #c032

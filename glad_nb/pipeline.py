@@ -225,7 +225,7 @@ class GLAD:
 def reconstruct(self:GLAD, x:torch.Tensor,   # (B,3,H,W) in [-1,1]
                 keys=None,              # each image's `image_key` (None: computed from the pixels)
                 cfg:GLADConfig|None=None):
-    "ADS + SAFF reconstruction of a batch (GLAD.md sections 2 and 4); each image's noise is its own."
+    "ADS + SAFF reconstruction of a batch (docs/method.md sections 2 and 4); each image's noise is its own."
     cfg = cfg or self.cfg; self._to_device()
     keys = batch_keys(x, keys)
     lf, lc = self.backbone.latent_factor, self.backbone.latent_channels
@@ -291,7 +291,7 @@ def build_cache(self:GLAD, test_ds,           # test dataset (items: image, mask
 # %% ../nbs/11_pipeline.ipynb #c032
 @patch_to(GLAD)
 def protocol(self:GLAD, cache:ScoreCache|None=None, cfg:GLADConfig|None=None, **extra)->dict:
-    "The protocol record of a result (GLAD.md section 9)."
+    "The protocol record of a result (docs/method.md section 9)."
     cfg = cfg or self.cfg
     ran = dict(ckpt_step=self.provenance.get('checkpoint', {}).get('step'),           # what ran, never what a
                dino_epoch=self.provenance.get('dino_adaptation', {}).get('epoch', 0))  # preset merely asked for
@@ -518,10 +518,10 @@ def adapt_scoring_dino(glad:GLAD,          # a GLAD with a DinoExtractor for sco
                        train_ds,           # normal training images
                        epochs:int,         # DINO epoch of the preset (0: nothing to do)
                        cache_dir,          # where adapted weights are kept (e.g. <run>/<category>/dino-adapt)
-                       lam:float|None=None,# stay-close weight (default: GLAD.md §6 for the category)
+                       lam:float|None=None,# stay-close weight (default: docs/method.md §6 for the category)
                        batch_size:int=8,   # reconstruction batch
                        progress:bool=False)->GLAD:
-    "Replace the scoring DINO by a copy adapted for `epochs` epochs (GLAD.md §6); ADS keeps the frozen one."
+    "Replace the scoring DINO by a copy adapted for `epochs` epochs (docs/method.md §6); ADS keeps the frozen one."
     from glad_nb.adapt import adapt_dino
     from glad_nb.core import ADAPT_NO_PENALTY, ADAPT_SETTINGS
     if epochs <= 0: return glad

@@ -17,7 +17,7 @@ __all__ = ['HEADLINE', 'comparison_table', 'map_scale', 'overlay', 'gallery_orde
            'write_report']
 
 # %% ../nbs/11d_report.ipynb #c006
-HEADLINE = ('image_auroc', 'pixel_auroc', 'aupro')   # the metrics the comparison shows (GLAD.md section 9)
+HEADLINE = ('image_auroc', 'pixel_auroc', 'aupro')   # the metrics the comparison shows (docs/method.md section 9)
 
 def comparison_table(results:dict,   # category -> GLAD's EvalResult
                      baselines:dict, # category -> the memory bank's EvalResult

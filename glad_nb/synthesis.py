@@ -330,7 +330,7 @@ def synthesize(x:Tensor,            # (B,3,H,W) normal images in [-1, 1]
                prob:float=0.5,      # chance that a sample gets an anomaly
                threshold:float=0.3, # Perlin mask threshold
                beta_max:float=0.8,  # β ~ U(0, beta_max)
-               foreground:str='none', # Otsu foreground: 'dark' | 'bright' | 'none' (GLAD.md section 7)
+               foreground:str='none', # Otsu foreground: 'dark' | 'bright' | 'none' (docs/method.md section 7)
                textures=None,       # TextureSource, a DTD folder, or None (offline fallback)
                generator:torch.Generator|None=None, # source of every random draw
                grid:int=8,          # tiles per side of the structural shuffle
@@ -370,7 +370,7 @@ def synthesis_view(x:Tensor,             # (B,3,H,W) normal images in [-1,1]
                    augment:bool=True,    # apply 3 random augmentations to the source (as ATP does)
                    textures=None,        # TextureSource, DTD folder or None (offline fallback)
                   )->dict:               # noise, foreground, mask, source, anomaly (all (B,·,H,W))
-    "Each step of ATP's synthesis with its parameters fixed (GLAD.md section 3)."
+    "Each step of ATP's synthesis with its parameters fixed (docs/method.md section 3)."
     if x.ndim != 4 or x.shape[1] != 3: raise ValueError(f"x of shape {tuple(x.shape)}: expected (B,3,H,W) images in [-1,1]")
     if source not in SOURCES: raise ValueError(f"source {source!r}: expected one of {SOURCES}")
     if not 0 <= beta <= 1: raise ValueError(f"beta={beta}: expected a value in [0, 1]")

@@ -3,11 +3,11 @@ functions, so that a reader sees them on GitHub without running anything:
 
     .venv/bin/python tools/figures.py              # writes nbs/images/{schedule,synthesis,ads}.png
 
-- schedule.png: one photo noised to T0 = 750 and to grid steps of the reference grid (K = 25), one ε (GLAD.md §1-2).
-- synthesis.png: ATP's synthesis step by step on three photos (`synthesis.synthesis_view`, GLAD.md §3).
+- schedule.png: one photo noised to T0 = 750 and to grid steps of the reference grid (K = 25), one ε (docs/method.md §1-2).
+- synthesis.png: ATP's synthesis step by step on three photos (`synthesis.synthesis_view`, docs/method.md §3).
 - ads.png: ADS at work on the demo's brick category (`experiments.fit_demo` reuses a finished demo training
   run under runs/ablations/models, else trains one): input, reconstruction, SAFF mask, anomaly map and ground
-  truth per test image, with the step ADS chose and whether it fused or fell back at t_min (GLAD.md §2, 4, 5);
+  truth per test image, with the step ADS chose and whether it fused or fell back at t_min (docs/method.md §2, 4, 5);
   *the SAFF mask is drawn min-max scaled (sigmoid of a small drift sits near 0.5); blank for a fallback.
 """
 import argparse, os, sys
