@@ -11,7 +11,7 @@ cache miss of the stage it changes) and times, headless:
               i.e. scoring (`Rescorer`: maps (N,S,S) and image scores), the seven metrics (pixel metrics on
               the preview stride), metric table, ROC/PRO curves and the shown image's panels: everything
               the slider callback does before the widgets' messages leave the kernel; split in three.
-It also times `pipeline.score_cache` (the reference implementation) for the same settings, and the
+It also times `results.score_cache` (the reference implementation) for the same settings, and the
 exact (stride 1) pixel metrics that the 'exact pixel metrics' box switches on. Wall-clock milliseconds,
 median and max over the moves (the max is usually the first move of a control: a stage computed once);
 torch threads and the load average are printed: on a shared machine with more runnable processes than
@@ -37,7 +37,7 @@ def synthetic_cache(n:int=100,          # images
     import torch, torch.nn.functional as F
     from glad_nb.core import torch_generator
     from glad_nb.schedule import reference_grid
-    from glad_nb.pipeline import ScoreCache
+    from glad_nb.results import ScoreCache
     g = torch_generator(seed)
     rnd = lambda *s: torch.rand(*s, generator=g)
     n_bad = min(max(1, round(n * anomalous)), n - 1) if n > 1 else 1
@@ -89,7 +89,7 @@ def main(argv=None):
 
     import torch
     from glad_nb.core import GLADConfig
-    from glad_nb.pipeline import score_cache
+    from glad_nb.results import score_cache
     from glad_nb.dashboard import run_explorer, _free_cores
     from glad_nb.metrics import evaluate_category
 

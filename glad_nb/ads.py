@@ -15,8 +15,9 @@ from .features import FeatureExtractor, TimmExtractor, INPUT_NORMS, nn_distance
 from .backbone import load_tiny_decoder
 
 # %% auto #0
-__all__ = ['ads_extractor', 'ads_map', 'ads_score', 'saff_mask', 'blend_x0', 'saff_fuse', 'x0_estimates', 'ads_decide',
-           'tau_between', 'initial_noise', 'start_latents', 'ads_step', 'ads_watch', 'ReconResult', 'ads_reconstruct']
+__all__ = ['ads_extractor', 'ads_view', 'ads_map', 'ads_score', 'saff_mask', 'blend_x0', 'saff_fuse', 'x0_estimates',
+           'ads_decide', 'tau_between', 'initial_noise', 'start_latents', 'ads_step', 'ads_watch', 'ReconResult',
+           'ads_reconstruct']
 
 # %% ../nbs/08_ads.ipynb #c007
 def ads_extractor(extractor:FeatureExtractor, # any glad_nb feature extractor
@@ -34,6 +35,12 @@ def ads_extractor(extractor:FeatureExtractor, # any glad_nb feature extractor
     view.input_norm = input_norm
     if input_size is not None: view.input_size = int(input_size)
     if not isinstance(extractor, TimmExtractor): view.layers = (layer,)  # timm's out_indices live inside its model
+    return view
+
+def ads_view(extractor:FeatureExtractor, # the scoring DINO
+            )->FeatureExtractor:         # the same weights, fed the decodes at their own size
+    "The frozen DINO that ADS reads at research scale: no input resize, so the map grid is the latent grid (docs/method.md §4)."
+    view = copy.copy(extractor); view.input_size = None
     return view
 
 def ads_map(extractor:FeatureExtractor, # feature extractor taking [-1,1] images

@@ -287,12 +287,12 @@ def from_pretrained(cls:GLAD, sd_folder,          # local Stable Diffusion 1.4 f
     "A GLAD from a local Stable Diffusion folder and a local DINO checkpoint (nothing is downloaded)."
     from glad_nb.backbone import LatentBackbone
     from glad_nb.pipeline import load_dino
-    from glad_nb.commands import _ads_view
+    from glad_nb.ads import ads_view
     cfg = config if config is not None else GLADConfig()
     dev = default_device(device) if not isinstance(device, torch.device) else device
     bb = LatentBackbone.from_pretrained(sd_folder, dtype=torch.float32, device=dev, prompt=cfg.prompt)
     ext = load_dino(dino, cfg.layers, cfg.feature_size)
-    glad = cls(bb, ext, cfg, ads_extractor=_ads_view(ext), device=dev)
+    glad = cls(bb, ext, cfg, ads_extractor=ads_view(ext), device=dev)
     dtype = dtype or default_dtype(dev)
     for m in {id(m):m for m in (glad.backbone, glad.extractor, glad.ads_extractor)}.values(): m.to(dev, dtype)
     glad.provenance['model'] = f'from_pretrained {Path(sd_folder).resolve()}'

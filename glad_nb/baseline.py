@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from .core import default_device, torch_generator
 from .features import nn_distance
 from .metrics import evaluate_category
-from .pipeline import ScoreCache, EvalResult, concat_caches, score_cache, state_hash, versions, _u8
+from .results import ScoreCache, EvalResult, concat_caches, score_cache, state_hash, versions, to_u8
 
 # %% auto #0
 __all__ = ['CORESETS', 'random_projection', 'greedy_coreset', 'random_coreset', 'MemoryBank', 'bank_cache', 'baseline_cfg',
@@ -155,7 +155,7 @@ def bank_cache(bank:MemoryBank,   # a fitted bank
     for i in tqdm(range(0, n, batch_size), desc='memory bank: test', disable=not progress):
         items = [test_ds[j] for j in range(i, min(n, i + batch_size))]
         x = torch.stack([it['image'] for it in items]).float()
-        parts.append(ScoreCache(images=_u8(_to_map(x, size)), masks=_mask_to_map(torch.stack([it['mask'] for it in items]), size),
+        parts.append(ScoreCache(images=to_u8(_to_map(x, size)), masks=_mask_to_map(torch.stack([it['mask'] for it in items]), size),
                                 labels=torch.tensor([int(it['label']) for it in items]), layers=bank.layers, fwd=bank.distances(x),
                                 paths=[str(it['path']) for it in items], defects=[it['defect'] for it in items]))
     if not parts: raise ValueError("no test images")

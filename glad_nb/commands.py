@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, preset, seed_everything
+from .ads import ads_view
 from .runs import RunError, open_run, read_run, settings_diff, process_rank, wait_for_all
 from .cli import (CLIError, failing_as, _one_line, check_device, check_precision, apply_sets,
                      command_settings, format_settings, setting_fields)
@@ -78,12 +79,6 @@ def _units(dataset:str, cats:list, setting:str)->list:
     "(unit, categories): one model per category, or one 'multi' model for all of them."
     return [('multi', cats)] if setting == 'multi' else [(c or 'folder', [c]) for c in cats]
 
-def _ads_view(ext):
-    "The frozen DINO ADS reads: the same weights, fed the decodes at their own size (map grid = latent grid)."
-    import copy
-    v = copy.copy(ext); v.input_size = None
-    return v
-
 # %% ../nbs/14_commands.ipynb #c013
 def _say(*a): print(*a, flush=True)
 
@@ -108,7 +103,7 @@ def _write_csv(df, path:Path):
 def _finish(folder:Path, results:dict, title:str, baselines:dict|None=None):
     "Metric table (printed and written), the memory bank's beside it when given, and report.html into `folder`."
     from glad_nb.metrics import metric_table
-    from glad_nb.pipeline import write_report
+    from glad_nb.report import write_report
     import pandas as pd
     folder.mkdir(parents=True, exist_ok=True)
     table = metric_table({c:r.metrics for c, r in results.items()})
@@ -126,13 +121,13 @@ def _finish(folder:Path, results:dict, title:str, baselines:dict|None=None):
 
 def _cached_result(folder:Path, cat:str):
     "The finished evaluation in `folder` (its settings were compared when the run was opened), or None."
-    from glad_nb.pipeline import read_result
+    from glad_nb.results import read_result
     if not ((folder/'metrics.csv').exists() and (folder/'cache.safetensors').exists()): return None
     _say(f"[{cat}] already evaluated with these settings: {folder}")
     with failing_as(2, f'cached result {folder}'): return read_result(folder)
 
 def _evaluate_category(glad, test_ds, folder:Path, batch_size:int, progress:bool):
-    from glad_nb.pipeline import write_result
+    from glad_nb.results import write_result
     res = glad.evaluate(test_ds, batch_size=batch_size, progress=progress)
     write_result(res, folder)
     m = res.metrics
@@ -158,7 +153,7 @@ def _demo_model(cat:str, folder:Path, tr, quick:bool, seed:int, device:str, prog
 def _baseline_category(glad, tr, te, folder:Path, batch_size:int):
     "The memory bank on GLAD's own extractor and scoring settings, untuned, into `folder/baseline` (seconds)."
     from glad_nb.baseline import baseline_result
-    from glad_nb.pipeline import write_result
+    from glad_nb.results import write_result
     res = baseline_result(glad, tr, te, batch_size=batch_size)
     write_result(res, folder/'baseline')
     m = res.metrics
@@ -232,7 +227,7 @@ def cmd_demo(args)->int:
     jobs = args.jobs or (min(_cpu_cores(), len(todo)) if device.type == 'cpu' else 1)
     _run_categories(todo, jobs, dict(out=out, root=root, seed=seed, quick=quick, device=str(device),
                                      batch_size=args.batch_size or 16, progress=not args.no_progress))
-    from glad_nb.pipeline import read_result
+    from glad_nb.results import read_result
     with failing_as(2, f'results in {out}'):
         results, banks = {c:read_result(out/c) for c in cats}, {c:read_result(out/c/'baseline') for c in cats}
     _finish(out, results, 'glad_nb demo (CPU, 64 px, pixel UNet + filter bank; not tuned on test data)', baselines=banks)
@@ -372,7 +367,7 @@ def cmd_train(args)->int:
         if pixel: glad = GLAD.pixel(config=cfg, seed=args.seed, device=device)
         else:
             bb, first = first or load_sd(), None
-            glad = GLAD(bb, ext, cfg, ads_extractor=_ads_view(ext), device=device)
+            glad = GLAD(bb, ext, cfg, ads_extractor=ads_view(ext), device=device)
         _say(f"[{unit}] ATP training ({args.backbone}): {tcfg.steps} steps, batch {tcfg.batch_size}, lr {tcfg.lr:g}, {len(tr)} normal images")
         rec = _fit_and_calibrate(glad, tr, tcfg, out/unit, pixel and 'tau' not in sets and glad.cfg.tau > 0, val_ds, args.threshold_quantile,
                                  progress=not args.no_progress, num_workers=args.num_workers)
@@ -428,7 +423,7 @@ def _test_model(args, cfg, ck, model, unit, out, device, dtype, tr_ds):
     else:
         with failing_as(3, f'--weights {args.weights}'): bb = LatentBackbone.from_pretrained(args.weights, dtype=torch.float32, device=device)
         with failing_as(3, f'--dino {args.dino}'): ext = load_dino(args.dino, cfg.layers, cfg.feature_size)
-        glad = GLAD(bb, ext, cfg, ads_extractor=_ads_view(ext), device=device)
+        glad = GLAD(bb, ext, cfg, ads_extractor=ads_view(ext), device=device)
     glad.provenance['model'] = str(model) if model is not None else f'--weights {args.weights}'
     if cfg.dino_epoch > 0:   # under a launcher the main process adapts (and caches) first, the others then read its weights
         first = process_rank()[0] == 0
@@ -441,7 +436,7 @@ def _test_model(args, cfg, ck, model, unit, out, device, dtype, tr_ds):
 # %% ../nbs/14_commands.ipynb #p004
 def _evaluate_split(glad, test_ds, folder:Path, batch_size:int, progress:bool):
     "Evaluate one category: in one process as is; under a launcher each process reconstructs its slice, the main one merges and writes."
-    from glad_nb.pipeline import ScoreCache, concat_caches, write_result
+    from glad_nb.results import ScoreCache, concat_caches, write_result
     rank, n = process_rank()
     if n == 1: return _evaluate_category(glad, test_ds, folder, batch_size, progress)
     mine, slices = process_slice(len(test_ds))
@@ -653,7 +648,7 @@ def cmd_bench(args)->int:
         dino = check_path('--dino', args.dino, 'a local DINO ViT checkpoint')
         with failing_as(3, f'--weights {weights}'): bb = LatentBackbone.from_pretrained(weights, dtype=torch.float32, device=device)
         with failing_as(3, f'--dino {dino}'): ext = load_dino(dino, cfg.layers, cfg.feature_size)
-        glad = GLAD(bb, ext, cfg, ads_extractor=_ads_view(ext), device=device)
+        glad = GLAD(bb, ext, cfg, ads_extractor=ads_view(ext), device=device)
         for m in (glad.backbone, glad.extractor): m.to(dtype)
     n, S = args.n_images, glad.cfg.image_size
     x = torch.rand(n, 3, S, S, generator=torch.Generator().manual_seed(args.seed)) * 2 - 1

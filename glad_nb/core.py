@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 
 # %% auto #0
-__all__ = ['IN_TEST', 'ONEDNN', 'MVTEC_CATEGORIES', 'MPDD_CATEGORIES', 'VISA_CATEGORIES', 'PCBBANK_CATEGORIES', 'PAPER_PRESETS',
-           'MULTI_PRESETS', 'DARK_FOREGROUND', 'BRIGHT_FOREGROUND', 'SCORE_FOREGROUND', 'REVERSE_CATEGORIES',
-           'ADAPT_NO_PENALTY', 'ADAPT_SETTINGS', 'DATASET_CATEGORIES', 'GLADConfig', 'TrainConfig', 'synth_foreground',
-           'preset', 'otsu_threshold', 'otsu_foreground', 'seed_everything', 'torch_generator', 'default_device',
-           'default_dtype', 'image_key', 'read_image', 'read_mask', 'write_image']
+__all__ = ['IN_TEST', 'ONEDNN', 'MVTEC_CATEGORIES', 'MPDD_CATEGORIES', 'VISA_CATEGORIES', 'PCBBANK_CATEGORIES', 'DEMO_CATEGORIES',
+           'DEMO_DEFECTS', 'PAPER_PRESETS', 'MULTI_PRESETS', 'DARK_FOREGROUND', 'BRIGHT_FOREGROUND', 'SCORE_FOREGROUND',
+           'REVERSE_CATEGORIES', 'ADAPT_NO_PENALTY', 'ADAPT_SETTINGS', 'DATASET_CATEGORIES', 'GLADConfig',
+           'TrainConfig', 'synth_foreground', 'preset', 'otsu_threshold', 'otsu_foreground', 'seed_everything',
+           'torch_generator', 'default_device', 'default_dtype', 'image_key', 'read_image', 'read_mask', 'write_image']
 
 # %% ../nbs/00_core.ipynb #c004
 IN_TEST = bool(os.environ.get('IN_TEST'))  # True while nbdev-test (or pytest with IN_TEST=1) runs
@@ -179,6 +179,9 @@ MPDD_CATEGORIES = ('bracket_black','bracket_brown','bracket_white','connector','
 VISA_CATEGORIES = ('candle','capsules','cashew','chewinggum','fryum','macaroni1','macaroni2',
                    'pcb1','pcb2','pcb3','pcb4','pipe_fryum')
 PCBBANK_CATEGORIES = ('pcb1','pcb2','pcb3','pcb4','pcb5','pcb6','pcb7')
+DEMO_CATEGORIES = ('brick', 'grass', 'gravel', 'coffee')   # the embedded demo dataset (01b_demo) and its defect kinds
+DEMO_DEFECTS = {'brick': ('crack', 'hole', 'scratch'), 'grass': ('foreign_object', 'hole', 'stain'),
+                'gravel': ('foreign_object', 'stain', 'hole'), 'coffee': ('crack', 'missing_piece', 'foreign_object')}
 
 _mv = lambda T0, tau, ck: (T0, tau, 0.0, 350, ck, 0)
 _vi = lambda tau, v, ep: (450, tau, float(v), 200, 4000, ep)

@@ -21,7 +21,7 @@ from .schedule import GRID_KINDS, SCHEDULES, schedule_alphas, schedule_table, no
 from .synthesis import SOURCES, synthesis_view
 from .metrics import METRICS, evaluate_category
 from .score import Rescorer
-from .pipeline import ScoreCache, read_result
+from .results import ScoreCache, read_result
 from .experiments import SWEEP_PARAMS, sweep
 from .figures import (schedule_figure, strip_figure, synthesis_figure, html_table, metrics_table, image_panels, image_title,
                              image_figure, ads_trace, ads_figure, curve_traces, curves_figure, sweep_figure)

@@ -13,13 +13,14 @@ import torch
 from PIL import Image
 from scipy import ndimage as ndi
 from torch.utils.data import Dataset
-from .core import read_image, read_mask, MVTEC_CATEGORIES, MPDD_CATEGORIES, VISA_CATEGORIES, PCBBANK_CATEGORIES
+from .core import (read_image, read_mask, MVTEC_CATEGORIES, MPDD_CATEGORIES, VISA_CATEGORIES, PCBBANK_CATEGORIES,
+                          DEMO_CATEGORIES)
+from .demo import demo_root, make_demo_dataset, demo_manifest
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'MASK_BINARIZE', 'VISA_COLUMNS', 'DEMO_CATEGORIES', 'DEMO_DEFECTS', 'DATASETS', 'Sample', 'list_images',
-           'load_sample', 'AnomalyDataset', 'check_readable', 'scan_mvtec_layout', 'MVTecDataset', 'MPDDDataset',
-           'PCBBankDataset', 'read_visa_split', 'VisADataset', 'FolderDataset', 'DemoDataset', 'get_dataset',
-           'list_categories', 'plot_samples']
+__all__ = ['IMAGE_EXTS', 'MASK_BINARIZE', 'VISA_COLUMNS', 'DATASETS', 'Sample', 'list_images', 'load_sample', 'AnomalyDataset',
+           'check_readable', 'scan_mvtec_layout', 'MVTecDataset', 'MPDDDataset', 'PCBBankDataset', 'read_visa_split',
+           'VisADataset', 'FolderDataset', 'DemoDataset', 'get_dataset', 'list_categories', 'plot_samples']
 
 # %% ../nbs/01_data.ipynb #c006
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -356,20 +357,14 @@ class FolderDataset(AnomalyDataset):
                 samples.append(Sample(p, 1, ad.name, m))
         return samples
 
-# %% ../nbs/01_data.ipynb #c034
-DEMO_CATEGORIES = ('brick', 'grass', 'gravel', 'coffee')
-DEMO_DEFECTS = {'brick': ('crack', 'hole', 'scratch'), 'grass': ('foreign_object', 'hole', 'stain'),
-                'gravel': ('foreign_object', 'stain', 'hole'), 'coffee': ('crack', 'missing_piece', 'foreign_object')}
-
 # %% ../nbs/01_data.ipynb #c036
 class DemoDataset(MVTecDataset):
     "The embedded demo dataset (MVTec layout), generated on first use."
     CATEGORIES, name = DEMO_CATEGORIES, 'demo'
     def __init__(self, root=None, category='brick', split='train', image_size=128, mask_binarize='gt0.5', skip_unreadable=False,
                  generate:bool=True):   # write the default demo dataset at root if no complete one is there
-        from glad_nb.demo import demo_root, make_demo_dataset, _demo_manifest   # the generator imports this module
         root = Path(root) if root is not None else demo_root()
-        if generate and _demo_manifest(root) is None: make_demo_dataset(root)
+        if generate and demo_manifest(root) is None: make_demo_dataset(root)
         super().__init__(root, category, split, image_size, mask_binarize, skip_unreadable)
 
 DATASETS = dict(mvtec=MVTecDataset, mpdd=MPDDDataset, visa=VisADataset, pcbbank=PCBBankDataset,

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
-from .data import DEMO_CATEGORIES, DEMO_DEFECTS
+from .core import DEMO_CATEGORIES, DEMO_DEFECTS
 
 # %% auto #0
-__all__ = ['DEMO_DEFECT_FNS', 'stroke_alpha', 'blob_alpha', 'demo_root', 'make_demo_dataset']
+__all__ = ['DEMO_DEFECT_FNS', 'stroke_alpha', 'blob_alpha', 'demo_root', 'demo_manifest', 'make_demo_dataset']
 
 # %% ../nbs/01b_demo.ipynb #c004
 _DEMO_VERSION = 1
@@ -257,7 +257,7 @@ def demo_root()->Path:
         if (p/'glad_nb'/'__init__.py').is_file() and (p/'pyproject.toml').is_file(): return p/'data'/'demo'
     return Path('data')/'demo'
 
-def _demo_manifest(root:Path)->dict|None:
+def demo_manifest(root:Path)->dict|None:
     "The manifest of a complete demo dataset at root, else None."
     try: man = json.loads((root/'manifest.json').read_text())
     except (OSError, ValueError): return None
@@ -293,7 +293,7 @@ def make_demo_dataset(root=None,          # where to write (default: `demo_root(
     if size % 2: raise ValueError(f"size={size}: expected an even number of pixels")
     params = dict(version=_DEMO_VERSION, categories=cats, seed=int(seed), n_train=int(n_train),
                   n_test_good=int(n_test_good), n_test_bad=int(n_test_bad), size=int(size))
-    old = _demo_manifest(root)
+    old = demo_manifest(root)
     if old is not None and old.get('params') == params:
         if verbose: print(f"demo dataset at {root} is complete; nothing to do")
         return root

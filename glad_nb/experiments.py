@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 from .core import GLADConfig, IN_TEST
 from .metrics import METRICS, evaluate_category
-from .pipeline import demo_glad, state_hash, score_cache
+from .pipeline import demo_glad
+from .results import state_hash, score_cache
 
 # %% auto #0
 __all__ = ['HEADLINE', 'SMALL_TRAIN', 'SWEEP_PARAMS', 'demo_data', 'train_key', 'fit_demo', 'ablation_dir', 'metric_row',

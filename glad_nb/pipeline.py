@@ -4,10 +4,8 @@
 
 # %% ../nbs/11_pipeline.ipynb #c002
 from __future__ import annotations
-import json, hashlib, os, platform, time, warnings
-from dataclasses import dataclass, field
+import json, hashlib, os, time, warnings
 from pathlib import Path
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -21,16 +19,14 @@ from .backbone import Backbone, PixelBackbone
 from .runs import atomic_json, read_json
 from .features import nn_distance
 from .ads import ads_reconstruct
-from .score import maps_from_distances, image_score
 from .metrics import evaluate_category
 from .train import train_backbone
+from .results import ScoreCache, EvalResult, concat_caches, score_cache, state_hash, versions, to_u8
 
 # %% auto #0
 __all__ = ['MODEL_JSON', 'DEMO_PRESET', 'DEMO_CATEGORY', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_CATEGORY_TRAIN', 'DEMO_QUICK',
-           'sample_noise', 'posterior_generator', 'batch_keys', 'ScoreCache', 'concat_caches', 'score_cache',
-           'state_hash', 'versions', 'EvalResult', 'GLAD', 'file_sha256', 'load_dino', 'save_extractor',
-           'load_extractor', 'demo_glad', 'calibrate_tau', 'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino',
-           'write_result', 'read_result']
+           'sample_noise', 'posterior_generator', 'batch_keys', 'GLAD', 'file_sha256', 'load_dino', 'save_extractor',
+           'load_extractor', 'demo_glad', 'calibrate_tau', 'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino']
 
 # %% ../nbs/11_pipeline.ipynb #c005
 def _key_seed(seed:int, key, purpose:str)->int:
@@ -57,136 +53,6 @@ def batch_keys(x:torch.Tensor, # (B,3,H,W) images in [-1,1]
     keys = [None] * len(x) if keys is None else list(keys)
     if len(keys) != len(x): raise ValueError(f"{len(keys)} keys for {len(x)} images: expected one per image")
     return [str(k) if k is not None else image_key((xi.detach().float().cpu() + 1) / 2) for k, xi in zip(keys, x)]
-
-# %% ../nbs/11_pipeline.ipynb #c008
-_CACHE_TENSORS = ('images', 'recons', 'masks', 'labels', 'steps', 'ads_scores', 'fusion', 'fused')
-
-def _u8(x:torch.Tensor)->torch.Tensor: return ((x.float().clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8)
-def _f(x:torch.Tensor)->torch.Tensor: return x.float() / 127.5 - 1
-
-# %% ../nbs/11_pipeline.ipynb #s001
-@dataclass
-class ScoreCache:
-    "Everything scoring needs for one test set: distances, inputs, ground truth, and what a reconstruction run adds."
-    images:torch.Tensor        # (N,3,S,S) uint8: inputs at map size
-    masks:torch.Tensor         # (N,S,S) uint8 {0,1}: ground truth at map size
-    labels:torch.Tensor        # (N,) long
-    layers:tuple               # feature layers stored along dim 1 of fwd/rev
-    fwd:list                   # per layer (N,h_l,w_l): input -> reconstruction (or memory bank) NN distances
-    recons:torch.Tensor|None=None     # (N,3,S,S) uint8: reconstructions at map size (None: no reconstruction, e.g. a memory bank)
-    rev:list|None=None                # per layer (N,h_l,w_l): reconstruction -> input NN distances (None: not computed)
-    steps:torch.Tensor|None=None      # (N,) chosen ADS step (None: no ADS)
-    ads_scores:torch.Tensor|None=None # (N,K) ADS score per grid step (NaN after the choice; None: no ADS)
-    fusion:torch.Tensor|None=None     # (N,h',w') weight of the generated estimate at the switch (SAFF mask; 0 at the t_min floor; 1 if never switched)
-    paths:list=field(default_factory=list)
-    defects:list=field(default_factory=list)
-    grid:list=field(default_factory=list)
-    fused:torch.Tensor|None=None # (N,) bool: the switch was an ADS trigger with SAFF (False: t_min fallback or never); None: derived
-
-    def __post_init__(self):
-        if self.fused is None:   # caches from before `fused`: derived; a cache without ADS never fused
-            self.fused = ((self.steps >= 0) & self.fusion.flatten(1).ne(0).any(1)) if self.steps is not None and self.fusion is not None \
-                         else torch.zeros(len(self.labels), dtype=torch.bool)
-        self.fused = self.fused.bool()
-
-    def __len__(self): return len(self.labels)
-    @property
-    def size(self)->int: return self.images.shape[-1]
-    @property
-    def reconstructed(self)->bool:
-        "Whether the cache holds reconstructions (a GLAD run) or only distances to something else (a memory bank)."
-        return self.recons is not None
-
-    def save(self, path):
-        "Write to `path` (a .safetensors file + a .json beside it), atomically; absent fields are not written."
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        t = {k:getattr(self, k).contiguous() for k in _CACHE_TENSORS if getattr(self, k) is not None}
-        for d in ('fwd', 'rev'): t.update({f'{d}.{i}':v.contiguous() for i, v in enumerate(getattr(self, d) or [])})
-        tmp = path.with_name(path.name + '.tmp')
-        save_file(t, str(tmp)); os.replace(tmp, path)
-        meta = dict(layers=list(self.layers), paths=[str(p) for p in self.paths], defects=list(self.defects), grid=list(self.grid))
-        atomic_json(path.with_suffix('.json'), meta)
-        return path
-
-    @classmethod
-    def load(cls, path):
-        "Read a cache written by `save` (fields it did not write come back as None)."
-        path = Path(path)
-        if not path.exists(): raise FileNotFoundError(f"score cache not found: {path}")
-        t, meta = load_file(str(path)), read_json(path.with_suffix('.json'), 'score cache index')
-        for d in ('fwd', 'rev'): t[d] = [t.pop(f'{d}.{i}') for i in range(len(meta['layers']))] if f'{d}.0' in t else None
-        for k in _CACHE_TENSORS: t.setdefault(k, None)   # `fused` absent in old caches: derived (see above)
-        return cls(**t, layers=tuple(meta['layers']), paths=meta['paths'], defects=meta['defects'], grid=meta['grid'])
-
-# %% ../nbs/11_pipeline.ipynb #c009
-def _cat(parts:list, what:str):
-    "torch.cat of per-part tensors (or of per-layer lists), None when every part lacks them."
-    if all(p is None for p in parts): return None
-    if any(p is None for p in parts): raise ValueError(f"cannot concatenate caches where only some have {what!r}")
-    return torch.cat(parts) if torch.is_tensor(parts[0]) else [torch.cat(layer) for layer in zip(*parts)]
-
-def concat_caches(parts:list)->ScoreCache:
-    "One `ScoreCache` from several (e.g. one per batch)."
-    if not parts: raise ValueError("no caches to concatenate")
-    t = {k:_cat([getattr(p, k) for p in parts], k) for k in (*_CACHE_TENSORS, 'fwd', 'rev')}
-    return ScoreCache(**t, layers=parts[0].layers, paths=sum((p.paths for p in parts), []),
-                      defects=sum((p.defects for p in parts), []), grid=parts[-1].grid)
-
-# %% ../nbs/11_pipeline.ipynb #c011
-def score_cache(cache:ScoreCache,  # distances and images from `GLAD.build_cache` (or a memory bank's)
-                cfg:GLADConfig,    # scoring fields used: layers, reverse, reverse_reduce, pixel_weight, sigma, foreground, score_topk
-                idx=None,          # optional subset of images (indices)
-                chunk:int=64,      # images per step (bounds memory)
-               )->tuple:           # (maps (N,S,S) float32, image scores (N,) float32)
-    "Anomaly maps and image scores from a cache, for any scoring parameters."
-    if cfg.pixel_weight > 0 and cache.recons is None:
-        raise ValueError(f"pixel_weight={cfg.pixel_weight} needs reconstructions, and this cache has none (a memory bank's?): score it with pixel_weight=0")
-    if cfg.reverse and cache.rev is None:
-        raise ValueError("reverse=True needs reverse distances, and this cache has none (a memory bank's?): score it with reverse=False")
-    idx = torch.arange(len(cache)) if idx is None else torch.as_tensor(idx).long()
-    S, maps = cache.size, []
-    for i in range(0, len(idx), chunk):
-        j = idx[i:i+chunk]
-        x = _f(cache.images[j]) if cfg.pixel_weight > 0 or cfg.foreground != 'none' else None
-        r = _f(cache.recons[j]) if cfg.pixel_weight > 0 else None
-        rev = [d[j] for d in cache.rev] if cfg.reverse else None
-        maps.append(maps_from_distances([d[j] for d in cache.fwd], rev, x, r, cfg, cache.layers, size=S)[0])
-    maps = torch.cat(maps) if maps else torch.zeros(0, S, S)
-    return maps, image_score(maps, cfg.score_topk)
-
-# %% ../nbs/11_pipeline.ipynb #c015
-def state_hash(module:torch.nn.Module)->str:
-    "Short sha256 of a module's parameters and buffers (names, shapes and values)."
-    h = hashlib.sha256()
-    for k, v in sorted(module.state_dict().items()):
-        h.update(k.encode()); h.update(str(tuple(v.shape)).encode())
-        h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-def versions()->dict:
-    "Versions of the libraries that decide the numbers."
-    import diffusers, timm, sklearn, scipy
-    return dict(glad_nb=glad_nb.__version__, torch=torch.__version__, diffusers=diffusers.__version__, timm=timm.__version__,
-                sklearn=sklearn.__version__, scipy=scipy.__version__, numpy=np.__version__, python=platform.python_version())
-
-# %% ../nbs/11_pipeline.ipynb #c017
-@dataclass
-class EvalResult:
-    "What `GLAD.evaluate` (or `baseline.baseline_result`) returns."
-    metrics:dict              # image/pixel AUROC, AP, F1-max and AUPRO
-    per_image:pd.DataFrame    # path, defect, label, score, chosen step (GLAD only)
-    maps:torch.Tensor         # (N,S,S) anomaly maps
-    cache:ScoreCache          # what re-scoring needs
-    protocol:dict             # how the numbers were made
-
-    def table(self, category:str='')->pd.DataFrame:
-        "One-row metric table."
-        return pd.DataFrame([self.metrics], index=[category or self.protocol['config'].get('category', '')])
-
-    @property
-    def method(self)->str:
-        "'glad', or the baseline's name from its protocol (e.g. 'memory_bank')."
-        return self.protocol.get('method', 'glad')
 
 # %% ../nbs/11_pipeline.ipynb #c019
 class GLAD:
@@ -261,7 +127,7 @@ def cache_batch(self:GLAD, x:torch.Tensor,    # (B,3,H,W) in [-1,1]
     fwd, rev = self.layer_distances(x, rec)
     m = torch.zeros(B, 1, S, S) if masks is None else masks.float()
     m = (F.interpolate(m, size=(S, S), mode='bilinear', align_corners=False) > 0.5) if m.shape[-1] != S else (m > 0.5)
-    return ScoreCache(images=_u8(to_S(x.float().cpu())), recons=_u8(to_S(rec)), masks=m[:, 0].to(torch.uint8),
+    return ScoreCache(images=to_u8(to_S(x.float().cpu())), recons=to_u8(to_S(rec)), masks=m[:, 0].to(torch.uint8),
                       labels=torch.zeros(B, dtype=torch.long) if labels is None else torch.as_tensor(labels).long(),
                       layers=tuple(self.extractor.layers), fwd=fwd, rev=rev, steps=r.step.cpu().long(),
                       ads_scores=r.scores.float().cpu(), fusion=r.mask.float().cpu().reshape(B, *r.mask.shape[-2:]), fused=r.fused.cpu(),
@@ -545,30 +411,3 @@ def adapt_scoring_dino(glad:GLAD,          # a GLAD with a DinoExtractor for sco
     glad.provenance['dino_adaptation'] = dict(epoch=int(epochs), lam=lam, weights=str(final), adapted_hash=state_hash(ext),
                                               frozen_hash=state_hash(frozen))
     return glad
-
-# %% ../nbs/11_pipeline.ipynb #c054
-def write_result(res:EvalResult, folder)->Path:
-    "Write one category's results into `folder` (atomically, file by file)."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    atomic_json(folder/'config.json', res.protocol['config'])
-    atomic_json(folder/'protocol.json', res.protocol)
-    for name, df in (('per_image.csv', res.per_image), ('metrics.csv', res.table())):
-        tmp = folder/f'.{name}.tmp'; df.to_csv(tmp, index=name == 'metrics.csv'); os.replace(tmp, folder/name)
-    res.cache.save(folder/'cache.safetensors')
-    return folder
-
-def read_result(folder,          # a category folder written by `write_result`
-                maps:bool=True,  # recompute the maps from the cache (False: `maps` is None, for readers that score themselves)
-               )->EvalResult:
-    "Read back a category folder written by `write_result` (maps recomputed from the cache)."
-    folder = Path(folder)
-    for f in ('config.json', 'protocol.json', 'per_image.csv', 'cache.safetensors'):
-        if not (folder/f).exists(): raise FileNotFoundError(f"{folder}: missing {f} (not a glad_nb result folder)")
-    cache, proto = ScoreCache.load(folder/'cache.safetensors'), json.loads((folder/'protocol.json').read_text())
-    maps = score_cache(cache, GLADConfig.from_dict(proto['config']))[0] if maps else None
-    metrics = pd.read_csv(folder/'metrics.csv', index_col=0).iloc[0].to_dict() if (folder/'metrics.csv').exists() else {}
-    return EvalResult(metrics=metrics, per_image=pd.read_csv(folder/'per_image.csv'), maps=maps, cache=cache, protocol=proto)
-
-# %% ../nbs/11_pipeline.ipynb #c055
-from .report import report_figures, write_report   # the report lives in 11d_report; re-exported for the CLI
-_REEXPORTED = (report_figures, write_report)   # pipeline.write_report stays where callers import it

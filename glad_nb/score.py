@@ -208,7 +208,7 @@ def blur_matrix(S:int, sigma:float, mode:str|None=None)->Tensor:
 # %% ../nbs/09_score.ipynb #c036
 class Rescorer:
     "Anomaly maps and image scores of a `ScoreCache` for any scoring settings, staged and memoised."
-    def __init__(self, cache,                # a `pipeline.ScoreCache` (images, layers, fwd, size; recons and rev when present)
+    def __init__(self, cache,                # a `results.ScoreCache` (images, layers, fwd, size; recons and rev when present)
                  keep:int=6):                # full-size (N,S,S) intermediates kept in memory
         self.cache, self.keep, self.S = cache, keep, cache.size
         self._small, self._big = {}, OrderedDict()

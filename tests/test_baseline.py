@@ -49,7 +49,7 @@ def test_a_greedy_coreset_is_recorded_and_reproducible(setup):
 
 def test_written_result_reads_back_rescores_reports_and_explores(setup):
     from glad_nb.baseline import baseline_result
-    from glad_nb.pipeline import write_result, read_result, score_cache
+    from glad_nb.results import write_result, read_result, score_cache
     from glad_nb.score import Rescorer
     from glad_nb.report import write_report
     from glad_nb.core import GLADConfig
@@ -71,7 +71,7 @@ def test_written_result_reads_back_rescores_reports_and_explores(setup):
 
 def test_the_dashboard_shows_the_bank_beside_glad(setup):
     from glad_nb.baseline import baseline_result
-    from glad_nb.pipeline import write_result
+    from glad_nb.results import write_result
     from glad_nb.dashboard import load_run, run_explorer
     glad, tr, te, d = setup
     res = glad.evaluate(te, batch_size=3, progress=False)

@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 from glad_nb.core import image_key, read_image
-from glad_nb.data import (AnomalyDataset, DEMO_CATEGORIES, DEMO_DEFECTS, DemoDataset, FolderDataset, MPDDDataset,
+from glad_nb.core import DEMO_DEFECTS
+from glad_nb.data import (AnomalyDataset, DEMO_CATEGORIES, DemoDataset, FolderDataset, MPDDDataset,
                           MVTecDataset, PCBBankDataset, Sample, VISA_COLUMNS, VisADataset, check_readable,
                           get_dataset, list_categories, load_sample, read_visa_split)
 from glad_nb.demo import demo_root, make_demo_dataset
