@@ -286,7 +286,7 @@ def from_pretrained(cls:GLAD, sd_folder,          # local Stable Diffusion 1.4 f
                    )->GLAD:
     "A GLAD from a local Stable Diffusion folder and a local DINO checkpoint (nothing is downloaded)."
     from glad_nb.backbone import LatentBackbone
-    from glad_nb.pipeline import load_dino
+    from glad_nb.features import load_dino
     from glad_nb.ads import ads_view
     cfg = config if config is not None else GLADConfig()
     dev = default_device(device) if not isinstance(device, torch.device) else device

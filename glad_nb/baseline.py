@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 from .core import default_device, torch_generator
 from .features import nn_distance
 from .metrics import evaluate_category
-from .results import ScoreCache, EvalResult, concat_caches, score_cache, state_hash, versions, to_u8
+from .results import ScoreCache, EvalResult, concat_caches, score_cache, versions, to_u8
+from .core import state_hash
 
 # %% auto #0
 __all__ = ['CORESETS', 'random_projection', 'greedy_coreset', 'random_coreset', 'MemoryBank', 'bank_cache', 'baseline_cfg',

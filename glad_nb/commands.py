@@ -332,7 +332,8 @@ def _fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
 def cmd_train(args)->int:
     "ATP fine-tuning per category (or one model for all with --setting multi), then τ and thresholds from held-out normal images."
     from glad_nb.backbone import LatentBackbone, check_sd_folder
-    from glad_nb.pipeline import load_dino, MODEL_JSON
+    from glad_nb.features import load_dino
+    from glad_nb.pipeline import MODEL_JSON
     from glad_nb.api import GLAD   # with GLAD.pixel, fit_calibrated, calibrate
     from glad_nb.runs import atomic_json
     from glad_nb.train import list_checkpoints
@@ -412,7 +413,8 @@ def _test_plan(args, root, cats, sets, out:Path)->list:
 
 # %% ../nbs/14_commands.ipynb #s005
 def _test_model(args, cfg, ck, model, unit, out, device, dtype, tr_ds):
-    from glad_nb.pipeline import GLAD, load_dino, use_checkpoint, adapt_scoring_dino
+    from glad_nb.pipeline import GLAD, use_checkpoint, adapt_scoring_dino
+    from glad_nb.features import load_dino
     from glad_nb.backbone import LatentBackbone
     if model is not None:
         with failing_as(3, f'model {model}'): glad = GLAD.load(model, device=device)
@@ -633,7 +635,8 @@ def cmd_config(args)->int:
 # %% ../nbs/14_commands.ipynb #c022
 def cmd_bench(args)->int:
     "Images per second and UNet / VAE / feature passes per image for the chosen model."
-    from glad_nb.pipeline import demo_glad, GLAD, load_dino
+    from glad_nb.pipeline import demo_glad, GLAD
+    from glad_nb.features import load_dino
     from glad_nb.backbone import LatentBackbone
     device = check_device(args.device); dtype = check_precision(args.precision, device)
     sets = command_settings(args, (GLADConfig,))

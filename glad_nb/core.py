@@ -16,7 +16,8 @@ __all__ = ['IN_TEST', 'ONEDNN', 'MVTEC_CATEGORIES', 'MPDD_CATEGORIES', 'VISA_CAT
            'DEMO_DEFECTS', 'PAPER_PRESETS', 'MULTI_PRESETS', 'DARK_FOREGROUND', 'BRIGHT_FOREGROUND', 'SCORE_FOREGROUND',
            'REVERSE_CATEGORIES', 'ADAPT_NO_PENALTY', 'ADAPT_SETTINGS', 'DATASET_CATEGORIES', 'GLADConfig',
            'TrainConfig', 'synth_foreground', 'preset', 'otsu_threshold', 'otsu_foreground', 'seed_everything',
-           'torch_generator', 'default_device', 'default_dtype', 'image_key', 'read_image', 'read_mask', 'write_image']
+           'torch_generator', 'default_device', 'default_dtype', 'image_key', 'file_sha256', 'state_hash', 'read_image',
+           'read_mask', 'write_image']
 
 # %% ../nbs/00_core.ipynb #c004
 IN_TEST = bool(os.environ.get('IN_TEST'))  # True while nbdev-test (or pytest with IN_TEST=1) runs
@@ -353,6 +354,23 @@ def image_key(x:torch.Tensor, # (3, H, W) image in [0, 1], at its original size
     u8 = (torch.as_tensor(x).detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
     h = hashlib.sha256(str(tuple(u8.shape)).encode()); h.update(u8.numpy().tobytes())
     return h.hexdigest()[:16]
+
+# %% ../nbs/00_core.ipynb #c1963d1f
+def file_sha256(path)->str:
+    "sha256 of a file's bytes (read in 1 MiB blocks)."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
+    return h.hexdigest()
+
+def state_hash(module:torch.nn.Module)->str:
+    "Short sha256 of a module's parameters and buffers (names, shapes and values)."
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode()); h.update(str(tuple(v.shape)).encode())
+        h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
 
 # %% ../nbs/00_core.ipynb #s004
 def read_image(path,       # image file (any PIL-readable mode: L, RGB, RGBA, P, I;16, ...)

@@ -10,7 +10,8 @@ import pandas as pd
 from .core import GLADConfig, IN_TEST
 from .metrics import METRICS, evaluate_category
 from .pipeline import demo_glad
-from .results import state_hash, score_cache
+from .core import state_hash
+from .results import score_cache
 
 # %% auto #0
 __all__ = ['HEADLINE', 'SMALL_TRAIN', 'SWEEP_PARAMS', 'demo_data', 'train_key', 'fit_demo', 'ablation_dir', 'metric_row',

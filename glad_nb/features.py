@@ -11,11 +11,15 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 import timm
 from timm.layers import resample_abs_pos_embed
+import os
+from safetensors.torch import save_file, load_file
+from .core import file_sha256, state_hash
+from .runs import atomic_json, read_json
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'INPUT_NORMS', 'FeatureExtractor', 'interpolate_pos_embed', 'load_state_file',
            'dino_state_dict', 'vit_config', 'DinoExtractor', 'TimmExtractor', 'nn_distance', 'FilterBankExtractor',
-           'demo_extractor']
+           'demo_extractor', 'load_dino', 'save_extractor', 'load_extractor']
 
 # %% ../nbs/07_features.ipynb #c005
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -321,3 +325,63 @@ class FilterBankExtractor(FeatureExtractor):
 def demo_extractor()->FeatureExtractor:
     "The CPU demo's extractor: the fixed filter bank at scales 1-3 (no weights, offline)."
     return FilterBankExtractor((1, 2, 3))
+
+# %% ../nbs/07_features.ipynb #fa50e0c5
+def load_dino(path,                        # local DINO checkpoint: original DINO .pth or timm .safetensors
+              layers:tuple=(3, 6, 9, 12), input_size=512, pos_interp:str='dino', num_heads=None,
+              sha256:str|None=None,        # the file's hash if already known
+             ):
+    "A `DinoExtractor` that remembers its file (path + sha256), so model folders can refer to it."
+    path = Path(path).resolve()
+    ext = DinoExtractor.from_checkpoint(path, layers, input_size, pos_interp, num_heads=num_heads)
+    ext.source = dict(path=str(path), sha256=sha256 or file_sha256(path), state=state_hash(ext.vit))
+    return ext
+
+# %% ../nbs/07_features.ipynb #7471b0ab
+def _write_weights(module, folder:Path):
+    save_file({k:v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(folder/'weights.safetensors.tmp'))
+    os.replace(folder/'weights.safetensors.tmp', folder/'weights.safetensors')
+
+def save_extractor(ext, folder)->Path:
+    "Write a feature extractor as a JSON spec, plus its weights or a reference to the unchanged file they came from."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    spec = dict(layers=list(ext.layers), input_size=ext.input_size, input_norm=getattr(ext, 'input_norm', 'imagenet'))
+    if isinstance(ext, DinoExtractor):
+        spec.update(kind='dino', pos_interp=ext.pos_interp, num_heads=ext.vit.blocks[0].attn.num_heads)
+        src = getattr(ext, 'source', None)
+        if src and state_hash(ext.vit) == src['state']: spec['weights'] = dict(path=src['path'], sha256=src['sha256'])
+        else: _write_weights(ext.vit, folder)
+    elif isinstance(ext, TimmExtractor): spec.update(kind='timm', name=ext.name); _write_weights(ext.model, folder)
+    elif isinstance(ext, FilterBankExtractor): spec.update(kind='filterbank')
+    else: raise ValueError(f"cannot save extractor of type {type(ext).__name__}: expected DinoExtractor, TimmExtractor or FilterBankExtractor")
+    atomic_json(folder/'extractor.json', spec)
+    return folder
+
+# %% ../nbs/07_features.ipynb #615e53a0
+def _referenced_dino(spec:dict, folder:Path, layers, size):
+    ref, f = spec['weights'], Path(spec['weights']['path'])
+    if not f.is_file():
+        raise FileNotFoundError(f"{folder/'extractor.json'} refers to DINO weights {f}, which do not exist (moved or deleted?): "
+                                "put the file back, or save the model again with the file's new place")
+    got = file_sha256(f)
+    if got != ref['sha256']:
+        raise ValueError(f"DINO weights {f} changed since {folder} was saved (sha256 {got[:12]}..., recorded {ref['sha256'][:12]}...): "
+                         "restore the original file, or save the model again with the new one")
+    return load_dino(f, layers, size, spec['pos_interp'], spec['num_heads'], sha256=got)
+
+def load_extractor(folder):
+    "Rebuild an extractor written by `save_extractor` (checking a referenced DINO file's hash)."
+    folder = Path(folder)
+    if not (folder/'extractor.json').exists(): raise FileNotFoundError(f"{folder}: no extractor.json (not a saved glad_nb extractor)")
+    spec = read_json(folder/'extractor.json', 'extractor spec')
+    layers, size = tuple(spec['layers']), spec['input_size']
+    if spec.get('kind') == 'dino':
+        if 'weights' in spec: ext = _referenced_dino(spec, folder, layers, size)
+        else: ext = DinoExtractor.from_checkpoint(folder/'weights.safetensors', layers, size, spec['pos_interp'], num_heads=spec['num_heads'])
+    elif spec.get('kind') == 'timm':
+        ext = TimmExtractor(spec['name'], layers, input_size=size)
+        ext.model.load_state_dict(load_file(str(folder/'weights.safetensors')))
+    elif spec.get('kind') == 'filterbank': ext = FilterBankExtractor(layers, size)
+    else: raise ValueError(f"{folder/'extractor.json'}: unknown extractor kind {spec.get('kind')!r}")
+    ext.input_norm = spec.get('input_norm', 'imagenet')
+    return ext

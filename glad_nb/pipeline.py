@@ -4,29 +4,29 @@
 
 # %% ../nbs/11_pipeline.ipynb #c002
 from __future__ import annotations
-import json, hashlib, os, time, warnings
+import json, hashlib, time, warnings
 from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file, load_file
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 import glad_nb
 import copy
 from fastcore.basics import patch_to
-from .core import GLADConfig, TrainConfig, default_device, torch_generator, image_key
+from .core import GLADConfig, TrainConfig, default_device, torch_generator, image_key, state_hash, file_sha256
 from .backbone import Backbone, PixelBackbone
 from .runs import atomic_json, read_json
-from .features import nn_distance
+from .features import nn_distance, save_extractor, load_extractor
 from .ads import ads_reconstruct
 from .metrics import evaluate_category
 from .train import train_backbone
-from .results import ScoreCache, EvalResult, concat_caches, score_cache, state_hash, versions, to_u8
+from .results import ScoreCache, EvalResult, concat_caches, score_cache, versions, to_u8
 
 # %% auto #0
 __all__ = ['MODEL_JSON', 'DEMO_PRESET', 'DEMO_CATEGORY', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_CATEGORY_TRAIN', 'DEMO_QUICK',
-           'sample_noise', 'posterior_generator', 'batch_keys', 'GLAD', 'file_sha256', 'load_dino', 'save_extractor',
-           'load_extractor', 'demo_glad', 'calibrate_tau', 'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino']
+           'sample_noise', 'posterior_generator', 'batch_keys', 'GLAD', 'demo_glad', 'calibrate_tau',
+           'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino']
 
 # %% ../nbs/11_pipeline.ipynb #c005
 def _key_seed(seed:int, key, purpose:str)->int:
@@ -191,76 +191,6 @@ def evaluate(self:GLAD, test_ds=None,         # test dataset (or give `cache`)
                                   score=scores.numpy(), step=cache.steps.numpy()))
     return EvalResult(metrics=metrics, per_image=per_image, maps=maps, cache=cache,
                       protocol=self.protocol(cache, cfg, seconds=time.time() - t0))
-
-# %% ../nbs/11_pipeline.ipynb #c038
-def file_sha256(path)->str:
-    "sha256 of a file's bytes (read in 1 MiB blocks)."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
-    return h.hexdigest()
-
-def load_dino(path,                        # local DINO checkpoint: original DINO .pth or timm .safetensors
-              layers:tuple=(3, 6, 9, 12), input_size=512, pos_interp:str='dino', num_heads=None,
-              sha256:str|None=None,        # the file's hash if already known
-             ):
-    "A `DinoExtractor` that remembers its file (path + sha256), so model folders can refer to it."
-    from glad_nb.features import DinoExtractor
-    path = Path(path).resolve()
-    ext = DinoExtractor.from_checkpoint(path, layers, input_size, pos_interp, num_heads=num_heads)
-    ext.source = dict(path=str(path), sha256=sha256 or file_sha256(path), state=state_hash(ext.vit))
-    return ext
-
-# %% ../nbs/11_pipeline.ipynb #c039
-def _write_weights(module, folder:Path):
-    save_file({k:v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(folder/'weights.safetensors.tmp'))
-    os.replace(folder/'weights.safetensors.tmp', folder/'weights.safetensors')
-
-def save_extractor(ext, folder)->Path:
-    "Write a feature extractor as a JSON spec, plus its weights or a reference to the unchanged file they came from."
-    from glad_nb.features import DinoExtractor, TimmExtractor, FilterBankExtractor
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    spec = dict(layers=list(ext.layers), input_size=ext.input_size, input_norm=getattr(ext, 'input_norm', 'imagenet'))
-    if isinstance(ext, DinoExtractor):
-        spec.update(kind='dino', pos_interp=ext.pos_interp, num_heads=ext.vit.blocks[0].attn.num_heads)
-        src = getattr(ext, 'source', None)
-        if src and state_hash(ext.vit) == src['state']: spec['weights'] = dict(path=src['path'], sha256=src['sha256'])
-        else: _write_weights(ext.vit, folder)
-    elif isinstance(ext, TimmExtractor): spec.update(kind='timm', name=ext.name); _write_weights(ext.model, folder)
-    elif isinstance(ext, FilterBankExtractor): spec.update(kind='filterbank')
-    else: raise ValueError(f"cannot save extractor of type {type(ext).__name__}: expected DinoExtractor, TimmExtractor or FilterBankExtractor")
-    atomic_json(folder/'extractor.json', spec)
-    return folder
-
-# %% ../nbs/11_pipeline.ipynb #s005
-def _referenced_dino(spec:dict, folder:Path, layers, size):
-    ref, f = spec['weights'], Path(spec['weights']['path'])
-    if not f.is_file():
-        raise FileNotFoundError(f"{folder/'extractor.json'} refers to DINO weights {f}, which do not exist (moved or deleted?): "
-                                "put the file back, or save the model again with the file's new place")
-    got = file_sha256(f)
-    if got != ref['sha256']:
-        raise ValueError(f"DINO weights {f} changed since {folder} was saved (sha256 {got[:12]}..., recorded {ref['sha256'][:12]}...): "
-                         "restore the original file, or save the model again with the new one")
-    return load_dino(f, layers, size, spec['pos_interp'], spec['num_heads'], sha256=got)
-
-def load_extractor(folder):
-    "Rebuild an extractor written by `save_extractor` (checking a referenced DINO file's hash)."
-    from glad_nb.features import DinoExtractor, TimmExtractor, FilterBankExtractor
-    folder = Path(folder)
-    if not (folder/'extractor.json').exists(): raise FileNotFoundError(f"{folder}: no extractor.json (not a saved glad_nb extractor)")
-    spec = read_json(folder/'extractor.json', 'extractor spec')
-    layers, size = tuple(spec['layers']), spec['input_size']
-    if spec.get('kind') == 'dino':
-        if 'weights' in spec: ext = _referenced_dino(spec, folder, layers, size)
-        else: ext = DinoExtractor.from_checkpoint(folder/'weights.safetensors', layers, size, spec['pos_interp'], num_heads=spec['num_heads'])
-    elif spec.get('kind') == 'timm':
-        ext = TimmExtractor(spec['name'], layers, input_size=size)
-        ext.model.load_state_dict(load_file(str(folder/'weights.safetensors')))
-    elif spec.get('kind') == 'filterbank': ext = FilterBankExtractor(layers, size)
-    else: raise ValueError(f"{folder/'extractor.json'}: unknown extractor kind {spec.get('kind')!r}")
-    ext.input_norm = spec.get('input_norm', 'imagenet')
-    return ext
 
 # %% ../nbs/11_pipeline.ipynb #c041
 MODEL_JSON = 'glad_model.json'

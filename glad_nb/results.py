@@ -4,7 +4,7 @@
 
 # %% ../nbs/09b_results.ipynb #638b0f05
 from __future__ import annotations
-import json, hashlib, os, platform
+import json, os, platform
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -17,8 +17,8 @@ from .runs import atomic_json, read_json
 from .score import maps_from_distances, image_score
 
 # %% auto #0
-__all__ = ['to_u8', 'from_u8', 'ScoreCache', 'concat_caches', 'score_cache', 'state_hash', 'versions', 'EvalResult',
-           'write_result', 'read_result']
+__all__ = ['to_u8', 'from_u8', 'ScoreCache', 'concat_caches', 'score_cache', 'versions', 'EvalResult', 'write_result',
+           'read_result']
 
 # %% ../nbs/09b_results.ipynb #c008
 _CACHE_TENSORS = ('images', 'recons', 'masks', 'labels', 'steps', 'ads_scores', 'fusion', 'fused')
@@ -121,14 +121,6 @@ def score_cache(cache:ScoreCache,  # distances and images from `GLAD.build_cache
     return maps, image_score(maps, cfg.score_topk)
 
 # %% ../nbs/09b_results.ipynb #c015
-def state_hash(module:torch.nn.Module)->str:
-    "Short sha256 of a module's parameters and buffers (names, shapes and values)."
-    h = hashlib.sha256()
-    for k, v in sorted(module.state_dict().items()):
-        h.update(k.encode()); h.update(str(tuple(v.shape)).encode())
-        h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
 def versions()->dict:
     "Versions of the libraries that decide the numbers."
     import diffusers, timm, sklearn, scipy

@@ -8,7 +8,8 @@ def setup(tmp_path_factory):
     "A GLAD with the paper preset of VisA pcb1 (reverse direction, pixel term) at 32 px, a tiny DINO, a converted-VisA set."
     from glad_nb.core import preset
     from glad_nb.data import MVTecDataset
-    from glad_nb.pipeline import GLAD, load_dino
+    from glad_nb.pipeline import GLAD
+    from glad_nb.features import load_dino
     from glad_nb.backbone import PixelBackbone
     d = tmp_path_factory.mktemp('bank')
     root = write_layout_dataset(d/'visa', 'pcb1', n_train=6, n_good=3, n_bad=3)

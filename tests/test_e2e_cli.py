@@ -5,7 +5,8 @@ from pathlib import Path
 import pandas as pd
 from glad_nb.cli import main
 from glad_nb.runs import read_run
-from glad_nb.pipeline import MODEL_JSON, file_sha256
+from glad_nb.pipeline import MODEL_JSON
+from glad_nb.core import file_sha256
 from conftest import SMALL
 
 def _test(i, run, *extra):
