@@ -9,7 +9,7 @@ __all__ = ['GLAD', 'GLADConfig', 'TrainConfig', 'preset', 'get_dataset']
 __version__ = "0.1.0"
 
 # %% ../nbs/15_toplevel.ipynb #c004
-_LAZY = dict(GLAD='api', GLADConfig='core', TrainConfig='core', preset='core', get_dataset='data')
+_LAZY = dict(GLAD='pipeline', GLADConfig='core', TrainConfig='core', preset='core', get_dataset='data')
 _all_ = ['GLAD', 'GLADConfig', 'TrainConfig', 'preset', 'get_dataset']
 
 def __getattr__(name:str):

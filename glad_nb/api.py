@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from fastcore.basics import patch
 from PIL import Image
-from .core import GLADConfig, TrainConfig, default_device, default_dtype, image_key, read_image
-from .pipeline import GLAD, DEMO_PRESET, DEMO_MODEL, DEMO_TRAIN, DEMO_QUICK, calibrate_tau
-_all_ = ['GLAD']   # re-exported: `from glad_nb.api import GLAD` gives the class with its API
+from .core import image_key, read_image, pil_to_float
+from .data import list_images
+from .metrics import PixelRanks
+from .images import colorize
 
 # %% auto #0
-__all__ = ['THRESHOLD_RTOL', 'HEAT_SCALE', 'holdout_split', 'normalize', 'Thresholds', 'load_input', 'Prediction',
-           'calibrated_threshold', 'f1_threshold', 'overlay', 'predictions_table', 'GLAD']
+__all__ = ['THRESHOLD_RTOL', 'HEAT_SCALE', 'holdout_split', 'normalize', 'Thresholds', 'load_input', 'to_model_input',
+           'as_image_list', 'model_inputs', 'Prediction', 'resize_map', 'calibrated_threshold', 'f1_threshold',
+           'overlay', 'predictions_table']
 
 # %% ../nbs/11e_api.ipynb #c006
 def holdout_split(n:int,          # number of normal training images
@@ -75,10 +76,9 @@ class Thresholds:
 
 # %% ../nbs/11e_api.ipynb #c016
 def _from_pil(im:Image.Image)->torch.Tensor:
-    from glad_nb.core import _to_float
     if im.mode in ('RGBA', 'LA') or (im.mode == 'P' and 'transparency' in im.info):   # as read_image: onto black
         im = Image.alpha_composite(Image.new('RGBA', im.size, (0, 0, 0, 255)), im.convert('RGBA'))
-    return torch.from_numpy(_to_float(im, None)).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(pil_to_float(im, None)).permute(2, 0, 1).contiguous()
 
 def _from_array(a, chw:bool)->torch.Tensor:
     t = torch.as_tensor(np.array(a) if isinstance(a, np.ndarray) else a).detach().cpu()
@@ -109,47 +109,31 @@ def load_input(img,   # path, PIL image, numpy array (H,W[,3]) or tensor ([C,]H,
     return x, image_key(x), None
 
 # %% ../nbs/11e_api.ipynb #c019
-def _to_model(x:torch.Tensor, S:int)->torch.Tensor:
+def to_model_input(x:torch.Tensor, S:int)->torch.Tensor:
     "(3,H,W) in [0,1] -> (3,S,S) in [-1,1], resized as `read_image` resizes."
     if tuple(x.shape[-2:]) != (S, S):
         x = F.interpolate(x[None], size=(S, S), mode='bilinear', antialias=True, align_corners=False)[0].clamp(0, 1)
     return x * 2 - 1
 
-def _as_list(images):
+def as_image_list(images):
     "A sequence of images from one image, a folder, a (B,3,H,W) tensor, a list or a dataset."
-    from glad_nb.data import list_images
     if isinstance(images, (str, Path)) and Path(images).is_dir(): return list_images(images)
     if isinstance(images, (str, Path, Image.Image)): return [images]
     if isinstance(images, np.ndarray) and images.ndim <= 3 and not images.dtype == object: return [images]
     if torch.is_tensor(images): return [images] if images.ndim <= 3 else list(images)
     return images
 
-def _inputs(images, S:int):
+def model_inputs(images, S:int):
     "Yield (x (3,S,S) in [-1,1], key, path, own (H,W)) for each image."
-    seq = _as_list(images)
+    seq = as_image_list(images)
     for i in range(len(seq)):
         it = seq[i]
         if isinstance(it, dict):   # a dataset item: already in [-1, 1]
             x01 = (it['image'].float() + 1) / 2
-            yield _to_model(x01, S), it.get('key') or image_key(x01), it.get('path'), tuple(x01.shape[-2:])
+            yield to_model_input(x01, S), it.get('key') or image_key(x01), it.get('path'), tuple(x01.shape[-2:])
         else:
             x01, key, path = load_input(it)
-            yield _to_model(x01, S), key, path, tuple(x01.shape[-2:])
-
-# %% ../nbs/11e_api.ipynb #c021
-@torch.no_grad()
-def _scored(glad:GLAD, images, batch_size:int=8):
-    "Yield (inputs, maps (B,S,S), scores (B,), steps (B,)) batch by batch."
-    if batch_size < 1: raise ValueError(f"batch_size={batch_size}: expected >= 1")
-    batch = []
-    def run(b):
-        cache = glad.cache_batch(torch.stack([t[0] for t in b]), [t[1] for t in b], paths=[t[2] or '' for t in b])
-        maps, scores = glad.score(cache)
-        return b, maps, scores, cache.steps
-    for t in _inputs(images, glad.cfg.image_size):
-        batch.append(t)
-        if len(batch) == batch_size: yield run(batch); batch = []
-    if batch: yield run(batch)
+            yield to_model_input(x01, S), key, path, tuple(x01.shape[-2:])
 
 # %% ../nbs/11e_api.ipynb #c023
 @dataclass
@@ -164,25 +148,11 @@ class Prediction:
     step:int                 # the ADS step chosen for this image
 
 # %% ../nbs/11e_api.ipynb #c024
-def _resize_map(m:torch.Tensor, hw:tuple)->np.ndarray:
+def resize_map(m:torch.Tensor, hw:tuple)->np.ndarray:
     "A map (S,S) resized (bilinear) to (H,W): values stay within the map's range."
     if tuple(m.shape) != tuple(hw): m = F.interpolate(m[None, None].float(), size=hw, mode='bilinear', align_corners=False)[0, 0]
     return m.float().cpu().numpy().astype(np.float32)
 
-@patch
-def predict(self:GLAD, images,        # paths, PIL images, arrays, tensors ([0,1] or uint8), a folder or a dataset
-            batch_size:int=8,         # images per reconstruction batch
-           )->list:                   # one `Prediction` per image, in order
-    "Score images of any size: raw and normalised score, label, map and mask at each image's own size."
-    th, out = self.thresholds, []
-    for items, maps, scores, steps in _scored(self, images, batch_size):
-        for (_, _, path, hw), m, s, st in zip(items, maps, scores, steps.tolist()):
-            amap, s = _resize_map(m, hw), float(s)
-            out.append(Prediction(path=path, score=s, step=int(st), anomaly_map=amap,
-                                  norm_score=None if th is None else float(th.norm_image(s)),
-                                  label=None if th is None else bool(s > th.image),
-                                  mask=None if th is None else amap.astype(np.float64) > th.pixel))
-    return out
 
 # %% ../nbs/11e_api.ipynb #7acb534d
 THRESHOLD_RTOL = 1e-4   # calibrated thresholds sit this fraction of the normal range above their quantile
@@ -195,38 +165,11 @@ def calibrated_threshold(values,          # normal image scores (N,) or map valu
     q = float(np.quantile(v, quantile))
     return q + THRESHOLD_RTOL * max(float(v.max() - v.min()), abs(q))
 
-# %% ../nbs/11e_api.ipynb #c030
-def _collect(glad:GLAD, images, batch_size:int)->tuple:
-    "(image scores (N,), maps (N,S,S)) of `images` as float64 numpy."
-    sc, mp = [], []
-    for _, maps, scores, _ in _scored(glad, images, batch_size): sc.append(scores.double().numpy()); mp.append(maps.double().numpy())
-    if not sc: raise ValueError("no images to calibrate on")
-    return np.concatenate(sc), np.concatenate(mp)
-
-@patch
-def calibrate(self:GLAD, normal_images,    # normal images only (anything `predict` takes)
-              quantile:float=1.0,          # of normal scores / map values that becomes the threshold (1.0 = the maximum)
-              batch_size:int=8,
-              tau:bool=False,              # first set cfg.tau with `calibrate_tau` on the same images
-             )->Thresholds:
-    "Image- and pixel-level thresholds and normalisation statistics from normal images only."
-    if not 0 < quantile <= 1: raise ValueError(f"quantile={quantile!r}: expected 0 < quantile <= 1")
-    if tau:
-        items = [dict(image=x, key=k) for x, k, _, _ in _inputs(normal_images, self.cfg.image_size)]
-        self.cfg = self.cfg.replace(tau=round(calibrate_tau(self, items, batch_size=batch_size), 4))
-    s, m = _collect(self, normal_images, batch_size)
-    self.thresholds = Thresholds(image=calibrated_threshold(s, quantile), pixel=calibrated_threshold(m, quantile),
-                                 image_min=float(s.min()), image_max=float(s.max()), pixel_min=float(m.min()), pixel_max=float(m.max()),
-                                 method='normal', quantile=float(quantile), n_images=len(s))
-    self.provenance['thresholds'] = self.thresholds.to_dict()   # recorded in every protocol
-    return self.thresholds
-
 # %% ../nbs/11e_api.ipynb #c034
 def f1_threshold(values,   # image scores (N,) or maps (N,H,W)
                  targets,  # labels (N,) or masks (N,H,W), 1 = anomalous
                 )->float:  # a threshold: `values > t` reaches F1-max
     "The threshold of best F1 for the rule `value > threshold`."
-    from glad_nb.metrics import PixelRanks
     v, y = torch.as_tensor(np.asarray(values, np.float32)), torch.as_tensor(np.asarray(targets, np.float32))
     if v.ndim == 1: v, y = v[:, None, None], y[:, None, None]
     r = PixelRanks(v, y, connectivity=None)
@@ -234,23 +177,6 @@ def f1_threshold(values,   # image scores (N,) or maps (N,H,W)
     best = float(r.values[int(np.argmax(2 * tp / (tp + fp + r.n_pos)))])
     lower = v[v < best]
     return (best + float(lower.max())) / 2 if len(lower) else float(np.nextafter(np.float32(best), np.float32(-np.inf)))
-
-# %% ../nbs/11e_api.ipynb #c037
-@patch
-def calibrate_f1(self:GLAD, val_ds,   # a labelled validation dataset (items: image, mask, label), not the test set
-                 batch_size:int=8,
-                )->Thresholds:
-    "F1-adaptive image and pixel thresholds from a labelled set; normal statistics from its normal images."
-    cache = self.build_cache(val_ds, batch_size=batch_size, progress=False)
-    maps, scores = self.score(cache)
-    y, mk = cache.labels.numpy(), cache.masks.numpy()
-    if y.min() == y.max(): raise ValueError("calibrate_f1 needs normal and anomalous images in the labelled set")
-    s, m = scores.double().numpy(), maps.double().numpy()
-    ns, nm = s[y == 0], m[y == 0]
-    self.thresholds = Thresholds(image=f1_threshold(s, y), pixel=f1_threshold(m, mk), image_min=float(ns.min()), image_max=float(ns.max()),
-                                 pixel_min=float(nm.min()), pixel_max=float(nm.max()), method='f1', quantile=None, n_images=len(y))
-    self.provenance['thresholds'] = self.thresholds.to_dict()
-    return self.thresholds
 
 # %% ../nbs/11e_api.ipynb #c040
 HEAT_SCALE = [[0.0, 'rgb(0,0,255)'], [0.25, 'rgb(0,255,255)'], [0.5, 'rgb(255,255,0)'], [1.0, 'rgb(255,0,0)']]
@@ -261,10 +187,9 @@ def overlay(image,                # the image (anything `load_input` takes)
             alpha:float=0.4,      # weight of the heat colours
            )->np.ndarray:         # (H,W,3) uint8
     "The anomaly map over the image on the model's fixed colour scale (0.5 = the pixel threshold)."
-    from glad_nb.images import colorize
     x, _, _ = load_input(image)
     m = torch.as_tensor(np.asarray(anomaly_map, np.float32))
-    m = torch.from_numpy(_resize_map(m, tuple(x.shape[-2:])))
+    m = torch.from_numpy(resize_map(m, tuple(x.shape[-2:])))
     heat = colorize(thresholds.norm_pixel(m.double()).float(), HEAT_SCALE, lo=0.0, hi=1.0).astype(np.float32)
     img = x.permute(1, 2, 0).numpy() * 255
     return ((1 - alpha) * img + alpha * heat + 0.5).clip(0, 255).astype(np.uint8)
@@ -275,83 +200,3 @@ def predictions_table(preds:list):
     import pandas as pd
     return pd.DataFrame([dict(path=p.path, score=p.score, norm_score=p.norm_score, label=p.label, step=p.step) for p in preds],
                         columns=['path', 'score', 'norm_score', 'label', 'step'])
-
-# %% ../nbs/11e_api.ipynb #c047
-@patch(cls_method=True)
-def from_pretrained(cls:GLAD, sd_folder,          # local Stable Diffusion 1.4 folder (diffusers layout)
-                    dino,                         # local DINO checkpoint (.pth as released, or timm .safetensors)
-                    config:GLADConfig|None=None,  # e.g. preset('mvtec', 'carpet'); default GLADConfig()
-                    device=None,                  # default: cuda, then mps, then cpu
-                    dtype:torch.dtype|None=None,  # default: bf16 (or fp16) on CUDA, fp32 elsewhere
-                   )->GLAD:
-    "A GLAD from a local Stable Diffusion folder and a local DINO checkpoint (nothing is downloaded)."
-    from glad_nb.backbone import LatentBackbone
-    from glad_nb.features import load_dino
-    from glad_nb.ads import ads_view
-    cfg = config if config is not None else GLADConfig()
-    dev = default_device(device) if not isinstance(device, torch.device) else device
-    bb = LatentBackbone.from_pretrained(sd_folder, dtype=torch.float32, device=dev, prompt=cfg.prompt)
-    ext = load_dino(dino, cfg.layers, cfg.feature_size)
-    glad = cls(bb, ext, cfg, ads_extractor=ads_view(ext), device=dev)
-    dtype = dtype or default_dtype(dev)
-    for m in {id(m):m for m in (glad.backbone, glad.extractor, glad.ads_extractor)}.values(): m.to(dev, dtype)
-    glad.provenance['model'] = f'from_pretrained {Path(sd_folder).resolve()}'
-    return glad
-
-# %% ../nbs/11e_api.ipynb #c051
-def _fields(cls, d:dict)->dict: return {k:v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
-
-@patch(cls_method=True)
-def pixel(cls:GLAD, image_size:int|None=None, # model and map size (default: the demo's)
-          config:GLADConfig|None=None,        # inference settings (default: DEMO_PRESET at `image_size`)
-          seed:int=0, device=None,
-          **model,                            # PixelBackbone overrides of DEMO_MODEL (channels, attention, ...)
-         )->GLAD:
-    "The CPU recipe: a small pixel-space UNet and the weight-free filter bank, with the demo's settings."
-    from glad_nb.backbone import PixelBackbone
-    from glad_nb.features import demo_extractor
-    if config is None:
-        S = image_size or DEMO_PRESET['image_size']
-        cfg = GLADConfig(**{**_fields(GLADConfig, DEMO_PRESET), 'image_size': S,
-                            'feature_size': max(8, round(S * DEMO_PRESET['feature_size'] / DEMO_PRESET['image_size']))},
-                         preset='pixel', tuned_on_test=False, seed=seed)
-    else: cfg = config if image_size is None else config.replace(image_size=image_size, feature_size=image_size)
-    ext = demo_extractor()
-    missing = sorted(set(cfg.layers) - set(ext.layers)) + ([cfg.ads_layer] if cfg.ads_layer not in ext.layers else [])
-    if missing: raise ValueError(f"config asks for feature layers {missing}, which the filter bank does not have (scales {list(ext.layers)}): "
-                                 f"use layers and ads_layer among them")
-    bb = PixelBackbone(**{**DEMO_MODEL, 'image_size': cfg.image_size, **model}, seed=seed)
-    return cls(bb, ext, cfg, device=device)
-
-@patch(cls_method=True)
-def pixel_train_config(cls:GLAD, image_size:int|None=None, # training size (default: the demo's)
-                       seed:int=0,
-                       quick:bool=False,      # the demo's quick version (fewer steps)
-                       T0:int|None=None,      # the start step the model will reconstruct from (None: DEMO_PRESET's)
-                       **overrides,           # any TrainConfig field
-                      )->TrainConfig:
-    "The CPU recipe's training settings (the demo's) at `image_size`, its noise levels covering `T0`."
-    d = {**DEMO_TRAIN, **(DEMO_QUICK if quick else {})}
-    if T0 is not None and T0 > d.get('t_max', 1000): d['t_max'] = 1000   # above the recipe's levels: train on all of them
-    S0 = d.get('image_size', DEMO_PRESET['image_size']); S = image_size or S0
-    if d.get('crop_size'): d['crop_size'] = min(S, max(8, 8 * round(d['crop_size'] * S / S0 / 8)))
-    return TrainConfig(**{**_fields(TrainConfig, d), 'image_size': S, 'seed': seed, **overrides})
-
-# %% ../nbs/11e_api.ipynb #c055
-@patch
-def fit_calibrated(self:GLAD, train_ds,   # normal training images (dataset items with 'image' in [-1,1])
-                   train_cfg:TrainConfig,   # ATP training settings (its seed draws the held-out part)
-                   out_dir,                 # checkpoints and loss log
-                   frac:float=0.1, min_n:int=8, # held-out share and minimum (`holdout_split`)
-                   quantile:float=1.0,      # threshold quantile (`calibrate`)
-                   tau:bool=True,           # calibrate τ on the held-out images too
-                   batch_size:int=8,        # calibration batch
-                   **kw):                   # passed on to `fit` (max_steps, progress, ...)
-    "Fit on the normal images less a held-out part, then calibrate τ and the thresholds on that part."
-    from torch.utils.data import Subset
-    tr_i, ho_i = holdout_split(len(train_ds), train_cfg.seed, frac, min_n)
-    res = self.fit(Subset(train_ds, tr_i), train_cfg, out_dir, **kw)
-    self.calibrate(Subset(train_ds, ho_i), quantile=quantile, batch_size=batch_size, tau=tau)
-    self.thresholds.holdout = dict(n_train=len(tr_i), n_holdout=len(ho_i), frac=frac, min_n=min_n, seed=train_cfg.seed, indices=ho_i)
-    self.provenance['thresholds'] = self.thresholds.to_dict()
-    return res

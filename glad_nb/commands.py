@@ -34,7 +34,7 @@ def resolve_categories(dataset:str, root, categories:list)->list:
 
 def pixel_config(dataset:str, category:str, seed:int, sets:dict|None=None)->GLADConfig:
     "The CPU recipe's settings (`GLAD.pixel`: the demo's) for any dataset, at the image size `sets` asks for."
-    from glad_nb.api import GLAD   # with GLAD.pixel
+    from glad_nb.pipeline import GLAD   # with GLAD.pixel
     from glad_nb.core import synth_foreground
     sets = sets or {}
     with failing_as(2, '--set'): base = GLAD.pixel(image_size=sets.get('image_size'), seed=seed).cfg
@@ -138,7 +138,7 @@ def _evaluate_category(glad, test_ds, folder:Path, batch_size:int, progress:bool
 def _demo_model(cat:str, folder:Path, tr, quick:bool, seed:int, device:str, progress:bool):
     "The category's trained demo GLAD: the saved model if there is one, else ATP training + calibration, then saved."
     from glad_nb.pipeline import demo_glad, MODEL_JSON
-    from glad_nb.api import GLAD   # the class with fit_calibrated, calibrate and predict attached (fastcore @patch)
+    from glad_nb.pipeline import GLAD   # the class with fit_calibrated, calibrate and predict attached (fastcore @patch)
     glad, tcfg = demo_glad(cat, quick=quick, seed=seed, device=device)
     if (folder/'model'/MODEL_JSON).exists():
         _say(f"[{cat}] trained model found: {folder/'model'}")
@@ -266,7 +266,7 @@ def train_configs(args,               # parsed train (or config) arguments: data
                   dtype=None,         # compute dtype (sets TrainConfig.mixed_precision)
                  )->tuple:            # (GLADConfig, TrainConfig)
     "The two configs of one training unit: the preset's (or the pixel recipe's), then --config, --set and the flags."
-    from glad_nb.api import GLAD   # with GLAD.pixel_train_config
+    from glad_nb.pipeline import GLAD   # with GLAD.pixel_train_config
     pixel = getattr(args, 'backbone', 'sd') == 'pixel'
     cfg = config_for(args.dataset, ucats[0], args.preset, args.seed, args.setting, sets, 'pixel' if pixel else 'sd')
     if unit == 'multi': cfg = cfg.replace(category='multi', synth_foreground='none')
@@ -334,7 +334,7 @@ def cmd_train(args)->int:
     from glad_nb.backbone import LatentBackbone, check_sd_folder
     from glad_nb.features import load_dino
     from glad_nb.pipeline import MODEL_JSON
-    from glad_nb.api import GLAD   # with GLAD.pixel, fit_calibrated, calibrate
+    from glad_nb.pipeline import GLAD   # with GLAD.pixel, fit_calibrated, calibrate
     from glad_nb.runs import atomic_json
     from glad_nb.train import list_checkpoints
     pixel = args.backbone == 'pixel'
@@ -575,7 +575,7 @@ def _predict_split(glad, files:list, names:list, out:Path, bs:int)->list|None:
 def cmd_predict(args)->int:
     "Score a folder of unlabelled images: scores.csv, raw maps, masks and overlays on the model's scale."
     from glad_nb.pipeline import MODEL_JSON
-    from glad_nb.api import GLAD   # with GLAD.predict
+    from glad_nb.pipeline import GLAD   # with GLAD.predict
     from glad_nb.data import list_images
     import pandas as pd
     device = process_device(check_device(args.device)); dtype = check_precision(args.precision, device)

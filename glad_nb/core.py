@@ -16,8 +16,8 @@ __all__ = ['IN_TEST', 'ONEDNN', 'MVTEC_CATEGORIES', 'MPDD_CATEGORIES', 'VISA_CAT
            'DEMO_DEFECTS', 'PAPER_PRESETS', 'MULTI_PRESETS', 'DARK_FOREGROUND', 'BRIGHT_FOREGROUND', 'SCORE_FOREGROUND',
            'REVERSE_CATEGORIES', 'ADAPT_NO_PENALTY', 'ADAPT_SETTINGS', 'DATASET_CATEGORIES', 'GLADConfig',
            'TrainConfig', 'synth_foreground', 'preset', 'otsu_threshold', 'otsu_foreground', 'seed_everything',
-           'torch_generator', 'default_device', 'default_dtype', 'image_key', 'file_sha256', 'state_hash', 'read_image',
-           'read_mask', 'write_image']
+           'torch_generator', 'default_device', 'default_dtype', 'pil_to_float', 'image_key', 'file_sha256',
+           'state_hash', 'read_image', 'read_mask', 'write_image']
 
 # %% ../nbs/00_core.ipynb #c004
 IN_TEST = bool(os.environ.get('IN_TEST'))  # True while nbdev-test (or pytest with IN_TEST=1) runs
@@ -335,7 +335,7 @@ def _open(path):
         im = Image.open(path); im.load(); return im
     except Exception as e: raise ValueError(f"cannot read image {path}: {e}") from e
 
-def _to_float(im:Image.Image, path)->np.ndarray:
+def pil_to_float(im:Image.Image, path)->np.ndarray:
     "H x W x C float array in [0,1] from any PIL mode."
     if im.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
         a = np.asarray(im, dtype=np.float64)
@@ -381,7 +381,7 @@ def read_image(path,       # image file (any PIL-readable mode: L, RGB, RGBA, P,
     im = _open(path)
     if im.mode == 'RGBA' or im.mode == 'LA' or (im.mode == 'P' and 'transparency' in im.info):
         im = im.convert('RGBA'); bg = Image.new('RGBA', im.size, (0, 0, 0, 255)); im = Image.alpha_composite(bg, im)
-    x = torch.from_numpy(_to_float(im, path)).permute(2, 0, 1).contiguous()
+    x = torch.from_numpy(pil_to_float(im, path)).permute(2, 0, 1).contiguous()
     key = image_key(x) if with_key else None
     if size is not None:
         hw = (size, size) if isinstance(size, int) else tuple(size)

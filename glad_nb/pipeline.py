@@ -21,12 +21,11 @@ from .features import nn_distance, save_extractor, load_extractor
 from .ads import ads_reconstruct
 from .metrics import evaluate_category
 from .train import train_backbone
+from .api import Thresholds
 from .results import ScoreCache, EvalResult, concat_caches, score_cache, versions, to_u8
 
 # %% auto #0
-__all__ = ['MODEL_JSON', 'DEMO_PRESET', 'DEMO_CATEGORY', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_CATEGORY_TRAIN', 'DEMO_QUICK',
-           'sample_noise', 'posterior_generator', 'batch_keys', 'GLAD', 'demo_glad', 'calibrate_tau',
-           'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino']
+__all__ = ['MODEL_JSON', 'DEMO_PRESET', 'DEMO_CATEGORY', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_CATEGORY_TRAIN', 'DEMO_QUICK', 'sample_noise', 'posterior_generator', 'batch_keys', 'GLAD', 'demo_glad', 'calibrate_tau', 'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino']
 
 # %% ../nbs/11_pipeline.ipynb #c005
 def _key_seed(seed:int, key, purpose:str)->int:
@@ -226,7 +225,6 @@ def _load(cls, path, device=None)->GLAD:
             ads = copy.copy(ext); ads.layers, ads.input_size = tuple(spec['layers']), spec['input_size']
         else: ads = load_extractor(path/'ads_extractor')
     glad = cls(Backbone.load(path/'backbone'), ext, cfg, ads, device)
-    from glad_nb.api import Thresholds   # also patches predict/calibrate onto GLAD
     if (path/'thresholds.json').exists():
         glad.thresholds = Thresholds.from_dict(read_json(path/'thresholds.json', 'thresholds'))
         glad.provenance['thresholds'] = glad.thresholds.to_dict()   # recorded in every protocol, as after `calibrate`
@@ -341,3 +339,163 @@ def adapt_scoring_dino(glad:GLAD,          # a GLAD with a DinoExtractor for sco
     glad.provenance['dino_adaptation'] = dict(epoch=int(epochs), lam=lam, weights=str(final), adapted_hash=state_hash(ext),
                                               frozen_hash=state_hash(frozen))
     return glad
+
+# %% ../nbs/11e_api.ipynb #ab6387bc
+# GLAD's practitioner methods are defined in this notebook and exported into glad_nb.pipeline, the class's one home
+import dataclasses
+import numpy as np
+from fastcore.basics import patch
+from torch.utils.data import Subset
+from .core import default_dtype
+from .backbone import LatentBackbone
+from .features import load_dino, demo_extractor
+from .ads import ads_view
+from .api import Prediction, model_inputs, resize_map, calibrated_threshold, f1_threshold, holdout_split
+
+# %% ../nbs/11e_api.ipynb #c021
+@torch.no_grad()
+def _scored(glad:GLAD, images, batch_size:int=8):
+    "Yield (inputs, maps (B,S,S), scores (B,), steps (B,)) batch by batch."
+    if batch_size < 1: raise ValueError(f"batch_size={batch_size}: expected >= 1")
+    batch = []
+    def run(b):
+        cache = glad.cache_batch(torch.stack([t[0] for t in b]), [t[1] for t in b], paths=[t[2] or '' for t in b])
+        maps, scores = glad.score(cache)
+        return b, maps, scores, cache.steps
+    for t in model_inputs(images, glad.cfg.image_size):
+        batch.append(t)
+        if len(batch) == batch_size: yield run(batch); batch = []
+    if batch: yield run(batch)
+
+# %% ../nbs/11e_api.ipynb #41086f3a
+@patch
+def predict(self:GLAD, images,        # paths, PIL images, arrays, tensors ([0,1] or uint8), a folder or a dataset
+            batch_size:int=8,         # images per reconstruction batch
+           )->list:                   # one `Prediction` per image, in order
+    "Score images of any size: raw and normalised score, label, map and mask at each image's own size."
+    th, out = self.thresholds, []
+    for items, maps, scores, steps in _scored(self, images, batch_size):
+        for (_, _, path, hw), m, s, st in zip(items, maps, scores, steps.tolist()):
+            amap, s = resize_map(m, hw), float(s)
+            out.append(Prediction(path=path, score=s, step=int(st), anomaly_map=amap,
+                                  norm_score=None if th is None else float(th.norm_image(s)),
+                                  label=None if th is None else bool(s > th.image),
+                                  mask=None if th is None else amap.astype(np.float64) > th.pixel))
+    return out
+
+# %% ../nbs/11e_api.ipynb #c030
+def _collect(glad:GLAD, images, batch_size:int)->tuple:
+    "(image scores (N,), maps (N,S,S)) of `images` as float64 numpy."
+    sc, mp = [], []
+    for _, maps, scores, _ in _scored(glad, images, batch_size): sc.append(scores.double().numpy()); mp.append(maps.double().numpy())
+    if not sc: raise ValueError("no images to calibrate on")
+    return np.concatenate(sc), np.concatenate(mp)
+
+@patch
+def calibrate(self:GLAD, normal_images,    # normal images only (anything `predict` takes)
+              quantile:float=1.0,          # of normal scores / map values that becomes the threshold (1.0 = the maximum)
+              batch_size:int=8,
+              tau:bool=False,              # first set cfg.tau with `calibrate_tau` on the same images
+             )->Thresholds:
+    "Image- and pixel-level thresholds and normalisation statistics from normal images only."
+    if not 0 < quantile <= 1: raise ValueError(f"quantile={quantile!r}: expected 0 < quantile <= 1")
+    if tau:
+        items = [dict(image=x, key=k) for x, k, _, _ in model_inputs(normal_images, self.cfg.image_size)]
+        self.cfg = self.cfg.replace(tau=round(calibrate_tau(self, items, batch_size=batch_size), 4))
+    s, m = _collect(self, normal_images, batch_size)
+    self.thresholds = Thresholds(image=calibrated_threshold(s, quantile), pixel=calibrated_threshold(m, quantile),
+                                 image_min=float(s.min()), image_max=float(s.max()), pixel_min=float(m.min()), pixel_max=float(m.max()),
+                                 method='normal', quantile=float(quantile), n_images=len(s))
+    self.provenance['thresholds'] = self.thresholds.to_dict()   # recorded in every protocol
+    return self.thresholds
+
+# %% ../nbs/11e_api.ipynb #c037
+@patch
+def calibrate_f1(self:GLAD, val_ds,   # a labelled validation dataset (items: image, mask, label), not the test set
+                 batch_size:int=8,
+                )->Thresholds:
+    "F1-adaptive image and pixel thresholds from a labelled set; normal statistics from its normal images."
+    cache = self.build_cache(val_ds, batch_size=batch_size, progress=False)
+    maps, scores = self.score(cache)
+    y, mk = cache.labels.numpy(), cache.masks.numpy()
+    if y.min() == y.max(): raise ValueError("calibrate_f1 needs normal and anomalous images in the labelled set")
+    s, m = scores.double().numpy(), maps.double().numpy()
+    ns, nm = s[y == 0], m[y == 0]
+    self.thresholds = Thresholds(image=f1_threshold(s, y), pixel=f1_threshold(m, mk), image_min=float(ns.min()), image_max=float(ns.max()),
+                                 pixel_min=float(nm.min()), pixel_max=float(nm.max()), method='f1', quantile=None, n_images=len(y))
+    self.provenance['thresholds'] = self.thresholds.to_dict()
+    return self.thresholds
+
+# %% ../nbs/11e_api.ipynb #c047
+@patch(cls_method=True)
+def from_pretrained(cls:GLAD, sd_folder,          # local Stable Diffusion 1.4 folder (diffusers layout)
+                    dino,                         # local DINO checkpoint (.pth as released, or timm .safetensors)
+                    config:GLADConfig|None=None,  # e.g. preset('mvtec', 'carpet'); default GLADConfig()
+                    device=None,                  # default: cuda, then mps, then cpu
+                    dtype:torch.dtype|None=None,  # default: bf16 (or fp16) on CUDA, fp32 elsewhere
+                   )->GLAD:
+    "A GLAD from a local Stable Diffusion folder and a local DINO checkpoint (nothing is downloaded)."
+    cfg = config if config is not None else GLADConfig()
+    dev = default_device(device) if not isinstance(device, torch.device) else device
+    bb = LatentBackbone.from_pretrained(sd_folder, dtype=torch.float32, device=dev, prompt=cfg.prompt)
+    ext = load_dino(dino, cfg.layers, cfg.feature_size)
+    glad = cls(bb, ext, cfg, ads_extractor=ads_view(ext), device=dev)
+    dtype = dtype or default_dtype(dev)
+    for m in {id(m):m for m in (glad.backbone, glad.extractor, glad.ads_extractor)}.values(): m.to(dev, dtype)
+    glad.provenance['model'] = f'from_pretrained {Path(sd_folder).resolve()}'
+    return glad
+
+# %% ../nbs/11e_api.ipynb #c051
+def _fields(cls, d:dict)->dict: return {k:v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
+
+@patch(cls_method=True)
+def pixel(cls:GLAD, image_size:int|None=None, # model and map size (default: the demo's)
+          config:GLADConfig|None=None,        # inference settings (default: DEMO_PRESET at `image_size`)
+          seed:int=0, device=None,
+          **model,                            # PixelBackbone overrides of DEMO_MODEL (channels, attention, ...)
+         )->GLAD:
+    "The CPU recipe: a small pixel-space UNet and the weight-free filter bank, with the demo's settings."
+    if config is None:
+        S = image_size or DEMO_PRESET['image_size']
+        cfg = GLADConfig(**{**_fields(GLADConfig, DEMO_PRESET), 'image_size': S,
+                            'feature_size': max(8, round(S * DEMO_PRESET['feature_size'] / DEMO_PRESET['image_size']))},
+                         preset='pixel', tuned_on_test=False, seed=seed)
+    else: cfg = config if image_size is None else config.replace(image_size=image_size, feature_size=image_size)
+    ext = demo_extractor()
+    missing = sorted(set(cfg.layers) - set(ext.layers)) + ([cfg.ads_layer] if cfg.ads_layer not in ext.layers else [])
+    if missing: raise ValueError(f"config asks for feature layers {missing}, which the filter bank does not have (scales {list(ext.layers)}): "
+                                 f"use layers and ads_layer among them")
+    bb = PixelBackbone(**{**DEMO_MODEL, 'image_size': cfg.image_size, **model}, seed=seed)
+    return cls(bb, ext, cfg, device=device)
+
+@patch(cls_method=True)
+def pixel_train_config(cls:GLAD, image_size:int|None=None, # training size (default: the demo's)
+                       seed:int=0,
+                       quick:bool=False,      # the demo's quick version (fewer steps)
+                       T0:int|None=None,      # the start step the model will reconstruct from (None: DEMO_PRESET's)
+                       **overrides,           # any TrainConfig field
+                      )->TrainConfig:
+    "The CPU recipe's training settings (the demo's) at `image_size`, its noise levels covering `T0`."
+    d = {**DEMO_TRAIN, **(DEMO_QUICK if quick else {})}
+    if T0 is not None and T0 > d.get('t_max', 1000): d['t_max'] = 1000   # above the recipe's levels: train on all of them
+    S0 = d.get('image_size', DEMO_PRESET['image_size']); S = image_size or S0
+    if d.get('crop_size'): d['crop_size'] = min(S, max(8, 8 * round(d['crop_size'] * S / S0 / 8)))
+    return TrainConfig(**{**_fields(TrainConfig, d), 'image_size': S, 'seed': seed, **overrides})
+
+# %% ../nbs/11e_api.ipynb #c055
+@patch
+def fit_calibrated(self:GLAD, train_ds,   # normal training images (dataset items with 'image' in [-1,1])
+                   train_cfg:TrainConfig,   # ATP training settings (its seed draws the held-out part)
+                   out_dir,                 # checkpoints and loss log
+                   frac:float=0.1, min_n:int=8, # held-out share and minimum (`holdout_split`)
+                   quantile:float=1.0,      # threshold quantile (`calibrate`)
+                   tau:bool=True,           # calibrate τ on the held-out images too
+                   batch_size:int=8,        # calibration batch
+                   **kw):                   # passed on to `fit` (max_steps, progress, ...)
+    "Fit on the normal images less a held-out part, then calibrate τ and the thresholds on that part."
+    tr_i, ho_i = holdout_split(len(train_ds), train_cfg.seed, frac, min_n)
+    res = self.fit(Subset(train_ds, tr_i), train_cfg, out_dir, **kw)
+    self.calibrate(Subset(train_ds, ho_i), quantile=quantile, batch_size=batch_size, tau=tau)
+    self.thresholds.holdout = dict(n_train=len(tr_i), n_holdout=len(ho_i), frac=frac, min_n=min_n, seed=train_cfg.seed, indices=ho_i)
+    self.provenance['thresholds'] = self.thresholds.to_dict()
+    return res
