@@ -10,11 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
-from .core import default_device, torch_generator
+from .core import default_device, torch_generator, state_hash, versions
 from .features import nn_distance
 from .metrics import evaluate_category
-from .results import ScoreCache, EvalResult, concat_caches, score_cache, versions, to_u8
-from .core import state_hash
+from .results import ScoreCache, EvalResult, concat_caches, score_cache, to_u8
 
 # %% auto #0
 __all__ = ['CORESETS', 'random_projection', 'greedy_coreset', 'random_coreset', 'MemoryBank', 'bank_cache', 'baseline_cfg',

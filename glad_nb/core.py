@@ -17,7 +17,7 @@ __all__ = ['IN_TEST', 'ONEDNN', 'MVTEC_CATEGORIES', 'MPDD_CATEGORIES', 'VISA_CAT
            'REVERSE_CATEGORIES', 'ADAPT_NO_PENALTY', 'ADAPT_SETTINGS', 'DATASET_CATEGORIES', 'GLADConfig',
            'TrainConfig', 'synth_foreground', 'preset', 'otsu_threshold', 'otsu_foreground', 'seed_everything',
            'torch_generator', 'default_device', 'default_dtype', 'pil_to_float', 'image_key', 'file_sha256',
-           'state_hash', 'read_image', 'read_mask', 'write_image']
+           'state_hash', 'versions', 'read_image', 'read_mask', 'write_image']
 
 # %% ../nbs/00_core.ipynb #c004
 IN_TEST = bool(os.environ.get('IN_TEST'))  # True while nbdev-test (or pytest with IN_TEST=1) runs
@@ -370,6 +370,14 @@ def state_hash(module:torch.nn.Module)->str:
         h.update(k.encode()); h.update(str(tuple(v.shape)).encode())
         h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
+
+def versions()->dict:
+    "Versions of the libraries that decide the numbers (recorded in every protocol and training record)."
+    import diffusers, timm, sklearn, scipy, accelerate, platform
+    from glad_nb import __version__
+    return dict(glad_nb=__version__, torch=torch.__version__, diffusers=diffusers.__version__, timm=timm.__version__,
+                accelerate=accelerate.__version__, sklearn=sklearn.__version__, scipy=scipy.__version__, numpy=np.__version__,
+                python=platform.python_version())
 
 
 # %% ../nbs/00_core.ipynb #s004

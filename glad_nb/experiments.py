@@ -7,23 +7,21 @@ from __future__ import annotations
 import hashlib, json, os, threading, time
 from pathlib import Path
 import pandas as pd
-from .core import GLADConfig, IN_TEST
-from .metrics import METRICS, evaluate_category
+from .core import GLADConfig, IN_TEST, state_hash, DEMO_CATEGORIES
+from .data import DemoDataset
+from .demo import demo_root, make_demo_dataset
+from .metrics import METRICS, evaluate_category, HEADLINE
 from .pipeline import demo_glad
-from .core import state_hash
 from .results import score_cache
 
 # %% auto #0
-__all__ = ['HEADLINE', 'SMALL_TRAIN', 'SWEEP_PARAMS', 'demo_data', 'train_key', 'fit_demo', 'ablation_dir', 'metric_row',
-           'mean_table', 'bar_figure', 'protocol_line', 'run_ablation', 'save_ablation', 'small_run', 'demo_protocol',
-           'full_run', 'SweepCancelled', 'sweep']
+__all__ = ['SMALL_TRAIN', 'SWEEP_PARAMS', 'demo_data', 'train_key', 'fit_demo', 'ablation_dir', 'metric_row', 'mean_table',
+           'bar_figure', 'protocol_line', 'run_ablation', 'save_ablation', 'small_run', 'demo_protocol', 'full_run',
+           'SweepCancelled', 'sweep']
 
 # %% ../nbs/11c_experiments.ipynb #c006
-HEADLINE = ('image_auroc', 'pixel_auroc', 'aupro')   # the metrics an ablation table shows (docs/method.md section 9)
-
 def demo_data(root, category:str, size:int)->tuple:
     "Train and test split of one demo category, loaded at `size` px."
-    from glad_nb.data import DemoDataset
     return DemoDataset(root, category, 'train', image_size=size), DemoDataset(root, category, 'test', image_size=size)
 
 def train_key(tc, glad)->str:
@@ -40,7 +38,6 @@ def fit_demo(category:str, train_ds, model_dir, seed:int=0, **train_over)->tuple
 
 def ablation_dir()->Path:
     "Where full ablation runs keep models and tables: $GLAD_NB_ABLATIONS, else runs/ablations beside the demo data."
-    from glad_nb.demo import demo_root
     return Path(os.environ.get('GLAD_NB_ABLATIONS', demo_root().parent.parent/'runs'/'ablations'))
 
 # %% ../nbs/11c_experiments.ipynb #c009
@@ -90,7 +87,6 @@ SMALL_TRAIN = dict(steps=20 if IN_TEST else 100, batch_size=4, ckpt_every=1000) 
 
 def small_run(run_category, folder, categories=('brick',), n_tau:int=8, **train_over)->tuple:
     "An ablation's small run (what `nbdev-test` runs) in `folder`: (runs, rows)."
-    from glad_nb.demo import make_demo_dataset
     root = make_demo_dataset(Path(folder)/'demo', categories=list(categories), n_train=16, n_test_good=4, n_test_bad=2)
     return run_ablation(run_category, categories, root, Path(folder)/'models', n_tau=n_tau, **{**SMALL_TRAIN, **train_over})
 
@@ -101,8 +97,6 @@ def demo_protocol(runs:dict, n_tau:int)->str:
 
 def full_run(name:str, run_category, describe=None, out_dir=None)->tuple:
     "An ablation's full run over every demo category, saved as `name`: (runs, rows, protocol line)."
-    from glad_nb.data import DEMO_CATEGORIES
-    from glad_nb.demo import make_demo_dataset
     out = Path(out_dir or ablation_dir())
     runs, rows = run_ablation(run_category, DEMO_CATEGORIES, make_demo_dataset(), out/'models')
     proto = (describe or (lambda r: demo_protocol(r, 16)))(runs)

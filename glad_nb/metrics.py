@@ -12,8 +12,8 @@ from skimage import measure
 from sklearn import metrics as skm
 
 # %% auto #0
-__all__ = ['METRICS', 'image_auroc', 'image_ap', 'image_f1', 'label_regions', 'PixelRanks', 'pixel_auroc', 'pixel_ap', 'pixel_f1',
-           'aupro', 'pro_reference', 'roc_points', 'evaluate_category', 'metric_table']
+__all__ = ['METRICS', 'HEADLINE', 'image_auroc', 'image_ap', 'image_f1', 'label_regions', 'PixelRanks', 'pixel_auroc', 'pixel_ap',
+           'pixel_f1', 'aupro', 'pro_reference', 'roc_points', 'evaluate_category', 'metric_table']
 
 # %% ../nbs/02_metrics.ipynb #c006
 def _to_numpy(x, # numpy array, torch tensor (any device/dtype), number or nested sequence
@@ -274,6 +274,7 @@ def pro_reference(maps, # anomaly maps: (N,H,W), (N,1,H,W) or a list of equal-si
 
 # %% ../nbs/02_metrics.ipynb #c036
 METRICS = ('image_auroc', 'image_ap', 'image_f1', 'pixel_auroc', 'pixel_ap', 'pixel_f1', 'aupro')
+HEADLINE = ('image_auroc', 'pixel_auroc', 'aupro')   # the three a comparison or an ablation table shows (docs/method.md section 9)
 
 def roc_points(r:PixelRanks)->tuple:
     "(fpr, tpr) vertices of the exact ROC of a `PixelRanks` (ties with normal pixels as diagonals)."

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 import glad_nb
 import copy
 from fastcore.basics import patch_to
-from .core import GLADConfig, TrainConfig, default_device, torch_generator, image_key, state_hash, file_sha256
+from .core import GLADConfig, TrainConfig, default_device, torch_generator, image_key, state_hash, file_sha256, versions
 from .backbone import Backbone, PixelBackbone
 from .runs import atomic_json, read_json
 from .features import nn_distance, save_extractor, load_extractor
@@ -22,7 +22,7 @@ from .ads import ads_reconstruct
 from .metrics import evaluate_category
 from .train import train_backbone
 from .api import Thresholds
-from .results import ScoreCache, EvalResult, concat_caches, score_cache, versions, to_u8
+from .results import ScoreCache, EvalResult, concat_caches, score_cache, to_u8
 
 # %% auto #0
 __all__ = ['MODEL_JSON', 'DEMO_PRESET', 'DEMO_CATEGORY', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_CATEGORY_TRAIN', 'DEMO_QUICK', 'sample_noise', 'posterior_generator', 'batch_keys', 'GLAD', 'demo_glad', 'calibrate_tau', 'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino']

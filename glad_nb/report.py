@@ -9,27 +9,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from .metrics import evaluate_category, metric_table
+from .metrics import evaluate_category, HEADLINE, metric_table
 from .images import colorize, to_hwc, fit_size, png_uri, thin
 
 # %% auto #0
-__all__ = ['HEADLINE', 'comparison_table', 'map_scale', 'overlay', 'gallery_order', 'gallery_html', 'report_figures',
-           'write_report']
+__all__ = ['comparison_table', 'comparison_line', 'map_scale', 'gallery_overlay', 'gallery_order', 'gallery_html',
+           'report_figures', 'write_report']
 
 # %% ../nbs/11d_report.ipynb #c006
-HEADLINE = ('image_auroc', 'pixel_auroc', 'aupro')   # the metrics the comparison shows (docs/method.md section 9)
-
 def comparison_table(results:dict,   # category -> GLAD's EvalResult
                      baselines:dict, # category -> the memory bank's EvalResult
                      metrics:tuple=HEADLINE,
-                    )->pd.DataFrame: # rows: categories + 'mean'; columns: (metric, 'GLAD' | 'memory bank' | 'Δ')
+                    )->pd.DataFrame: # rows: categories + 'mean'; columns: (metric, 'GLAD' | 'memory bank' | 'GLAD - bank')
     "Each metric for GLAD, the memory bank and their difference, per category present in both and their mean."
     cats = [c for c in results if c in baselines]
     if not cats: raise ValueError("no category has both a GLAD and a memory-bank result")
     g, b = (metric_table({c: r[c].metrics for c in cats}).reindex(columns=list(metrics)) for r in (results, baselines))   # NaN where missing
     cols = {}
-    for m in metrics: cols.update({(m, 'GLAD'): g[m], (m, 'memory bank'): b[m], (m, 'Δ'): g[m] - b[m]})
+    for m in metrics: cols.update({(m, 'GLAD'): g[m], (m, 'memory bank'): b[m], (m, 'GLAD - bank'): g[m] - b[m]})
     return pd.DataFrame(cols)
+
+def comparison_line(cmp:pd.DataFrame)->str:
+    "One line on what the comparison means, from `comparison_table`'s mean row."
+    d = cmp.loc['mean'].xs('GLAD - bank', level=1)
+    names = dict(image_auroc='image AUROC', pixel_auroc='pixel AUROC', aupro='AUPRO')
+    return (f"GLAD - memory bank (mean): {', '.join(f'{names[k]} {v:+.3f}' for k, v in d.items())}. The bank compares each patch "
+            f"with every normal training patch of the same features and has no diffusion model: above zero is what the "
+            f"reconstruction adds at this scale.")
 
 # %% ../nbs/11d_report.ipynb #c009
 def map_scale(maps:torch.Tensor, # (N,H,W) all test maps of one category
@@ -37,7 +43,7 @@ def map_scale(maps:torch.Tensor, # (N,H,W) all test maps of one category
     "The colour range of a category's gallery: min and max over all its maps."
     return float(maps.min()), float(maps.max())
 
-def overlay(image:np.ndarray,    # (H,W,3) uint8 input
+def gallery_overlay(image:np.ndarray,    # (H,W,3) uint8 input
             amap:torch.Tensor,   # (H,W) anomaly map
             lo:float, hi:float,  # the category's colour range (`map_scale`)
             alpha:float=0.7,     # opacity at the top of the range
@@ -78,7 +84,7 @@ def gallery_html(category:str, r,          # one category's EvalResult (GLAD's o
     for i in gallery_order(df, n):
         x = to_hwc(shrink(c.images[i]).round().to(torch.uint8)); m = shrink(r.maps[i])
         cells = [x] + ([to_hwc(shrink(c.recons[i]).round().to(torch.uint8))] if c.recons is not None else []) + \
-                [colorize(m, lo=lo, hi=hi), overlay(x, m, lo, hi)] + ([colorize(shrink(b.maps[i]), lo=blo, hi=bhi)] if b is not None else []) + \
+                [colorize(m, lo=lo, hi=hi), gallery_overlay(x, m, lo, hi)] + ([colorize(shrink(b.maps[i]), lo=blo, hi=bhi)] if b is not None else []) + \
                 [to_hwc((shrink(c.masks[i].float()) * 255).round().to(torch.uint8))]
         step = f" · t={int(df.step[i])}" if 'step' in df else ''
         label = f"{df.defect[i]} · {Path(str(df.path[i])).name}{step} · s={df.score[i]:.3f}" + (f" (bank {b.per_image.score[i]:.3f})" if b is not None else '')

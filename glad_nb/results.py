@@ -4,21 +4,18 @@
 
 # %% ../nbs/09b_results.ipynb #638b0f05
 from __future__ import annotations
-import json, os, platform
+import json, os
 from dataclasses import dataclass, field
 from pathlib import Path
-import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import save_file, load_file
-import glad_nb
 from .core import GLADConfig
 from .runs import atomic_json, read_json
 from .score import maps_from_distances, image_score
 
 # %% auto #0
-__all__ = ['to_u8', 'from_u8', 'ScoreCache', 'concat_caches', 'score_cache', 'versions', 'EvalResult', 'write_result',
-           'read_result']
+__all__ = ['to_u8', 'from_u8', 'ScoreCache', 'concat_caches', 'score_cache', 'EvalResult', 'write_result', 'read_result']
 
 # %% ../nbs/09b_results.ipynb #c008
 _CACHE_TENSORS = ('images', 'recons', 'masks', 'labels', 'steps', 'ads_scores', 'fusion', 'fused')
@@ -119,13 +116,6 @@ def score_cache(cache:ScoreCache,  # distances and images from `GLAD.build_cache
         maps.append(maps_from_distances([d[j] for d in cache.fwd], rev, x, r, cfg, cache.layers, size=S)[0])
     maps = torch.cat(maps) if maps else torch.zeros(0, S, S)
     return maps, image_score(maps, cfg.score_topk)
-
-# %% ../nbs/09b_results.ipynb #c015
-def versions()->dict:
-    "Versions of the libraries that decide the numbers."
-    import diffusers, timm, sklearn, scipy
-    return dict(glad_nb=glad_nb.__version__, torch=torch.__version__, diffusers=diffusers.__version__, timm=timm.__version__,
-                sklearn=sklearn.__version__, scipy=scipy.__version__, numpy=np.__version__, python=platform.python_version())
 
 # %% ../nbs/09b_results.ipynb #c017
 @dataclass

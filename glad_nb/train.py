@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from .core import TrainConfig, DATASET_CATEGORIES, preset
+from .core import TrainConfig, DATASET_CATEGORIES, preset, versions
 from .schedule import q_sample, eps_from_x0
 from .backbone import Backbone, LatentBackbone, PixelBackbone, atomic_dir, META
 from .synthesis import synthesize, TextureSource
@@ -388,11 +388,6 @@ def make_ema(params,            # the UNet's parameters
     return EMAModel(params, decay=cfg.ema_decay)
 
 # %% ../nbs/06_train.ipynb #s003
-def _versions()->dict:
-    import diffusers, accelerate
-    from glad_nb import __version__
-    return dict(glad_nb=__version__, torch=torch.__version__, diffusers=diffusers.__version__, accelerate=accelerate.__version__)
-
 def _accelerator(mixed_precision:str):
     "An Accelerator with this precision; in a single process (a notebook) an earlier one's precision may be replaced."
     from accelerate import Accelerator
@@ -493,7 +488,7 @@ def train_backbone(backbone:Backbone,   # float32 backbone to fine-tune (its UNe
     if main:
         out.mkdir(parents=True, exist_ok=True)
         meta = dict(config=cfg.to_dict(), backbone=bb.kind, world_size=world, optimizer=opt_name,
-                    mixed_precision=acc.mixed_precision, dataset_len=len(dataset), versions=_versions())
+                    mixed_precision=acc.mixed_precision, dataset_len=len(dataset), versions=versions())
         tmp = out/'train_config.json.tmp'; tmp.write_text(json.dumps(meta, indent=2)); os.replace(tmp, out/'train_config.json')
         _write_log_header(log_path, start)
         write_frozen(out, bb)
