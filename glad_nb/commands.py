@@ -11,7 +11,7 @@ import torch
 from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, preset, seed_everything
 from .ads import ads_view
 from .runs import RunError, open_run, read_run, settings_diff, process_rank, wait_for_all
-from .cli import (CLIError, failing_as, _one_line, check_device, check_precision, apply_sets,
+from .options import (CLIError, failing_as, one_line, check_device, check_precision, apply_sets,
                      command_settings, format_settings, setting_fields)
 
 # %% auto #0
@@ -549,7 +549,7 @@ def _predict_files(glad, files:list, names:list, out:Path, bs:int)->list:
     for f, name in zip(files, names):
         try: _, _, warn = _read_for_predict(f, glad.cfg.image_size)
         except (ValueError, OSError) as e:
-            warnings.warn(f"skipping {f}: {_one_line(e)}"); rows.append(dict(path=str(f), status=f"skipped: {_one_line(e)}")); continue
+            warnings.warn(f"skipping {f}: {one_line(e)}"); rows.append(dict(path=str(f), status=f"skipped: {one_line(e)}")); continue
         if warn: warnings.warn(warn)
         good.append((f, name))
     for i in range(0, len(good), bs):

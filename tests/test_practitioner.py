@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from glad_nb.cli import main, EXIT_CODES
+from glad_nb.cli import main
+from glad_nb.options import EXIT_CODES
 
 def _texture(rng, S=48, defect=False):
     "A smooth periodic texture with a little noise; an anomaly is a flat square of a random colour."
