@@ -15,23 +15,10 @@ from .options import (CLIError, failing_as, one_line, check_device, check_precis
                      command_settings, format_settings, setting_fields)
 
 # %% auto #0
-__all__ = ['COMMANDS', 'resolve_categories', 'pixel_config', 'config_for', 'check_path', 'checked_dataset', 'eval_name',
-           'comparison_table', 'comparison_line', 'demo_category', 'cmd_demo', 'process_device', 'process_slice',
-           'train_configs', 'cmd_train', 'cmd_test', 'cmd_predict', 'cmd_config', 'cmd_bench']
+__all__ = ['COMMANDS', 'pixel_config', 'config_for', 'eval_name', 'comparison_table', 'comparison_line', 'demo_category',
+           'cmd_demo', 'train_configs', 'cmd_train', 'cmd_test', 'cmd_predict', 'cmd_config', 'cmd_bench']
 
 # %% ../nbs/14_commands.ipynb #c005
-def resolve_categories(dataset:str, root, categories:list)->list:
-    "The categories to run: `all` expands to what the dataset has (on disk where it can be listed)."
-    from glad_nb.data import list_categories, DEMO_CATEGORIES
-    if dataset == 'folder': return list(categories) if categories != ['all'] else ['']
-    with failing_as(2, '--root'): known = list(DEMO_CATEGORIES) if dataset == 'demo' else list_categories(dataset, root)
-    if categories in (['all'], [], None):
-        if not known: raise CLIError(f"--root {root} holds no {dataset} category (expected <root>/<category>/train and test folders)")
-        return known
-    bad = [c for c in categories if c not in known]
-    if bad: raise CLIError(f"unknown {dataset} categor{'y' if len(bad) == 1 else 'ies'} {bad}; known: {known}")
-    return list(categories)
-
 def pixel_config(dataset:str, category:str, seed:int, sets:dict|None=None)->GLADConfig:
     "The CPU recipe's settings (`GLAD.pixel`: the demo's) for any dataset, at the image size `sets` asks for."
     from glad_nb.pipeline import GLAD   # with GLAD.pixel
@@ -51,22 +38,6 @@ def config_for(dataset:str, category:str, preset_name:str, seed:int, setting:str
     else: cfg = GLADConfig(dataset=dataset, category=category, preset='default', seed=seed)
     return apply_sets(cfg, sets or {})
 
-def check_path(flag:str, path, what:str, code:int=3)->Path:
-    "The path a flag names, or a CLIError naming the flag and what was expected."
-    if path is None: raise CLIError(f"{flag} is required: {what}", code)
-    if not Path(path).exists(): raise CLIError(f"{flag} {path} does not exist: expected {what}", code)
-    return Path(path)
-
-# %% ../nbs/14_commands.ipynb #c008
-def checked_dataset(dataset:str, root, category:str, split:str, **kw):
-    "Build a dataset and make sure every file in it can be read; else a CLIError listing the culprits."
-    from glad_nb.data import get_dataset, check_readable
-    with failing_as(2, f'--root {root}'): ds = get_dataset(dataset, root, category, split, **kw)
-    bad = check_readable(ds)
-    if bad:
-        shown = '; '.join(f"{p} ({why})" for p, why in bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else '')
-        raise CLIError(f"{len(bad)} unreadable file(s) in the {dataset} {category or ''} {split} split: {shown}. Fix or remove them, then run again")
-    return ds
 
 # %% ../nbs/14_commands.ipynb #c010
 def eval_name(preset_name:str, setting:str='single', ckpt_step:int|None=None, sets:dict|None=None)->str:
@@ -233,21 +204,6 @@ def cmd_demo(args)->int:
     _finish(out, results, 'glad_nb demo (CPU, 64 px, pixel UNet + filter bank; not tuned on test data)', baselines=banks)
     _say(f"demo wall time: {time.time() - t0:.0f} s")
     return 0
-
-# %% ../nbs/14_commands.ipynb #p001
-def process_device(device:torch.device)->torch.device:
-    "This process's own device: under a launcher a CUDA device named without an index becomes cuda:<local rank>."
-    if process_rank()[1] == 1 or device.type != 'cuda' or device.index is not None: return device
-    from accelerate import PartialState
-    return PartialState().device
-
-def process_slice(n:int)->tuple:   # (this process's indices into range(n), all slices in process order)
-    "Contiguous slices of n items, one per launched process (all of range(n) in one process)."
-    rank, k = process_rank()
-    slices = [s.tolist() for s in np.array_split(np.arange(n), k)]
-    return slices[rank], slices
-
-def _part(folder:Path, name:str, k:int, n:int)->Path: return folder/f'.{name}-part{k}of{n}'
 
 # %% ../nbs/14_commands.ipynb #c016
 def _real_run_args(args, classes:tuple)->tuple:

@@ -10,11 +10,13 @@ from pathlib import Path
 import torch
 from .core import default_device, default_dtype
 from .runs import RunError
+from .core import DEMO_CATEGORIES
+from .data import list_categories, get_dataset, check_readable
 
 # %% auto #0
 __all__ = ['EXIT_CODES', 'POSITIVE', 'SEED', 'CLIError', 'one_line', 'failing_as', 'int_in', 'devices_found', 'check_device',
            'check_precision', 'setting_fields', 'parse_sets', 'apply_sets', 'read_config', 'command_settings',
-           'format_settings']
+           'format_settings', 'resolve_categories', 'check_path', 'checked_dataset']
 
 # %% ../nbs/13a_options.ipynb #c005
 EXIT_CODES = {0:'done', 1:'unexpected error (one line; the traceback is written to a file, --debug shows it)',
@@ -188,3 +190,30 @@ def format_settings(settings:dict, # field -> value
     plain = {k:(list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
     head = ''.join(f"# {l}\n" for l in header.splitlines())
     return head + yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, allow_unicode=True)
+
+# %% ../nbs/13a_options.ipynb #6b6dc44c
+def resolve_categories(dataset:str, root, categories:list)->list:
+    "The categories to run: `all` expands to what the dataset has (on disk where it can be listed)."
+    if dataset == 'folder': return list(categories) if categories != ['all'] else ['']
+    with failing_as(2, '--root'): known = list(DEMO_CATEGORIES) if dataset == 'demo' else list_categories(dataset, root)
+    if categories in (['all'], [], None):
+        if not known: raise CLIError(f"--root {root} holds no {dataset} category (expected <root>/<category>/train and test folders)")
+        return known
+    bad = [c for c in categories if c not in known]
+    if bad: raise CLIError(f"unknown {dataset} categor{'y' if len(bad) == 1 else 'ies'} {bad}; known: {known}")
+    return list(categories)
+
+def check_path(flag:str, path, what:str, code:int=3)->Path:
+    "The path a flag names, or a CLIError naming the flag and what was expected."
+    if path is None: raise CLIError(f"{flag} is required: {what}", code)
+    if not Path(path).exists(): raise CLIError(f"{flag} {path} does not exist: expected {what}", code)
+    return Path(path)
+
+def checked_dataset(dataset:str, root, category:str, split:str, **kw):
+    "Build a dataset and make sure every file in it can be read; else a CLIError listing the culprits."
+    with failing_as(2, f'--root {root}'): ds = get_dataset(dataset, root, category, split, **kw)
+    bad = check_readable(ds)
+    if bad:
+        shown = '; '.join(f"{p} ({why})" for p, why in bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else '')
+        raise CLIError(f"{len(bad)} unreadable file(s) in the {dataset} {category or ''} {split} split: {shown}. Fix or remove them, then run again")
+    return ds

@@ -11,10 +11,11 @@ import pandas as pd
 import torch
 from .metrics import evaluate_category, HEADLINE, metric_table
 from .images import colorize, to_hwc, fit_size, png_uri, thin
+from .runs import atomic_csv
 
 # %% auto #0
 __all__ = ['comparison_table', 'comparison_line', 'map_scale', 'gallery_overlay', 'gallery_order', 'gallery_html',
-           'report_figures', 'write_report']
+           'report_figures', 'write_report', 'write_summary']
 
 # %% ../nbs/11d_report.ipynb #c006
 def comparison_table(results:dict,   # category -> GLAD's EvalResult
@@ -147,3 +148,22 @@ def write_report(results:dict,               # category -> EvalResult (GLAD's)
     parts.append("</body></html>")
     tmp = path.with_name(f'.{path.name}.tmp'); tmp.write_text('\n'.join(parts)); os.replace(tmp, path)
     return path
+
+# %% ../nbs/11d_report.ipynb #bc22eafa
+def write_summary(folder,              # the evaluation folder of a whole run
+                  results:dict,        # category -> GLAD's EvalResult
+                  title:str,           # the report's title
+                  baselines:dict|None=None, # category -> the memory bank's EvalResult
+                 )->list:              # the lines to print
+    "metrics.csv (and the bank's), report.html, and the summary lines of a run."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    table = metric_table({c:r.metrics for c, r in results.items()})
+    atomic_csv(table, folder/'metrics.csv')
+    shown, files = table, 'metrics.csv'
+    if baselines:
+        atomic_csv(metric_table({c:r.metrics for c, r in baselines.items()}), folder/'baseline_metrics.csv')
+        shown, files = comparison_table(results, baselines), 'metrics.csv, baseline_metrics.csv'
+    write_report(results, folder/'report.html', title=title, table=table, baselines=baselines)
+    with pd.option_context('display.float_format', '{:.4f}'.format, 'display.width', 160): lines = [shown.to_string()]
+    if baselines: lines.append(comparison_line(shown))
+    return lines + [f"results: {folder}  ({files}, report.html; per category: per_image.csv, protocol.json, cache)"]

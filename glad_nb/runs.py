@@ -9,8 +9,9 @@ from pathlib import Path
 import glad_nb
 
 # %% auto #0
-__all__ = ['RUN_JSON', 'RUN_FORMAT', 'RunError', 'atomic_json', 'read_json', 'read_run', 'check_inputs_outside', 'settings_diff',
-           'process_rank', 'wait_for_all', 'open_run', 'finish_run']
+__all__ = ['RUN_JSON', 'RUN_FORMAT', 'RunError', 'atomic_json', 'atomic_csv', 'read_json', 'read_run', 'check_inputs_outside',
+           'settings_diff', 'process_rank', 'wait_for_all', 'open_run', 'finish_run', 'process_device',
+           'contiguous_slices', 'process_slice', 'part_file']
 
 # %% ../nbs/11b_runs.ipynb #c005
 RUN_JSON = 'run.json'
@@ -25,6 +26,13 @@ def atomic_json(path, obj)->Path:
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(json.dumps(obj, indent=2, default=str)); os.replace(tmp, path)
+    return path
+
+def atomic_csv(df, path, **to_csv)->Path:
+    "Write a DataFrame as CSV to `path` through a temporary sibling and `os.replace` (`to_csv` arguments passed on)."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    df.to_csv(tmp, **to_csv); os.replace(tmp, path)
     return path
 
 def read_json(path, what:str='JSON file')->dict:
@@ -169,3 +177,26 @@ def _remove_run(out:Path):
     if read_run(out) is None: raise RunError(f"refusing to delete {out}: it is not a glad_nb run")
     shutil.rmtree(out)
     return None
+
+# %% ../nbs/11b_runs.ipynb #ff1648d1
+def process_device(device, # a torch.device
+                  ):      # this process's torch.device
+    "This process's own device: under a launcher a CUDA device named without an index becomes cuda:<local rank>."
+    if process_rank()[1] == 1 or device.type != 'cuda' or device.index is not None: return device
+    from accelerate import PartialState
+    return PartialState().device
+
+def contiguous_slices(n:int, k:int)->list:
+    "range(n) cut into k contiguous slices, the first n % k one longer (as numpy's array_split cuts it)."
+    q, r = divmod(n, k); bounds = [j * q + min(j, r) for j in range(k + 1)]
+    return [list(range(bounds[j], bounds[j + 1])) for j in range(k)]
+
+def process_slice(n:int)->tuple:   # (this process's indices into range(n), all slices in process order)
+    "Contiguous slices of n items, one per launched process (all of range(n) in one process)."
+    rank, k = process_rank()
+    slices = contiguous_slices(n, k)
+    return slices[rank], slices
+
+def part_file(folder:Path, name:str, k:int, n:int)->Path:
+    "The part file process k of n leaves in `folder` for the main process to merge."
+    return folder/f'.{name}-part{k}of{n}'
