@@ -15,13 +15,22 @@ from .core import image_key, read_image, pil_to_float
 from .data import list_images
 from .metrics import PixelRanks
 from .images import colorize
+import warnings
+from collections import Counter
+from .core import write_image
+from .runs import atomic_npy
+from .options import one_line
 
 # %% auto #0
-__all__ = ['THRESHOLD_RTOL', 'HEAT_SCALE', 'holdout_split', 'normalize', 'Thresholds', 'load_input', 'to_model_input',
-           'as_image_list', 'model_inputs', 'Prediction', 'resize_map', 'calibrated_threshold', 'f1_threshold',
-           'overlay', 'predictions_table']
+__all__ = ['THRESHOLD_RTOL', 'HEAT_SCALE', 'SCORE_COLUMNS', 'TooFewToHoldOut', 'holdout_split', 'normalize', 'Thresholds',
+           'load_input', 'to_model_input', 'as_image_list', 'model_inputs', 'Prediction', 'resize_map',
+           'calibrated_threshold', 'f1_threshold', 'overlay', 'predictions_table', 'overlay_names', 'read_for_predict',
+           'write_prediction_files', 'predict_rows']
 
 # %% ../nbs/11e_api.ipynb #c006
+class TooFewToHoldOut(ValueError):
+    "Too few normal images to hold some out for calibration and still train."
+
 def holdout_split(n:int,          # number of normal training images
                   seed:int,       # seed of the draw
                   frac:float=0.1, # share held out
@@ -30,7 +39,7 @@ def holdout_split(n:int,          # number of normal training images
     "Split `n` normal images into a training part and a held-out part that calibrates thresholds."
     if not 0 < frac < 1: raise ValueError(f"frac={frac!r}: expected 0 < frac < 1")
     k = max(int(min_n), int(round(frac * n)))
-    if n - k < 1: raise ValueError(f"{n} normal images cannot give {k} held-out images (frac={frac}, min_n={min_n}) and still leave one to train on: "
+    if n - k < 1: raise TooFewToHoldOut(f"{n} normal images cannot give {k} held-out images (frac={frac}, min_n={min_n}) and still leave one to train on: "
                                    f"add images or lower min_n")
     perm = np.random.default_rng(seed).permutation(n)
     return sorted(perm[k:].tolist()), sorted(perm[:k].tolist())
@@ -200,3 +209,53 @@ def predictions_table(preds:list):
     import pandas as pd
     return pd.DataFrame([dict(path=p.path, score=p.score, norm_score=p.norm_score, label=p.label, step=p.step) for p in preds],
                         columns=['path', 'score', 'norm_score', 'label', 'step'])
+
+# %% ../nbs/11e_api.ipynb #d4bf7daa
+def overlay_names(files:list)->list:
+    "PNG names for overlays: the stem, or stem_ext where two files share a stem."
+    n = Counter(f.stem for f in files)
+    return [f"{f.stem}.png" if n[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}.png" for f in files]
+
+# %% ../nbs/11e_api.ipynb #a8f10558
+def read_for_predict(f:Path, size:int):
+    "(image in [-1,1], key, warning or None) or raises ValueError naming the file."
+    x, key = read_image(f, size, with_key=True)
+    with Image.open(f) as im: w, h = im.size
+    warn = None
+    if max(w, h) > 2 * min(w, h): warn = f"{f.name} is {w}x{h}: aspect ratio beyond 2:1, squashed to {size}x{size}"
+    elif min(w, h) < size / 2: warn = f"{f.name} is {w}x{h}: smaller than half the model's {size} px, upsampled"
+    return x * 2 - 1, key, warn
+
+# %% ../nbs/11e_api.ipynb #c0ea37e7
+def write_prediction_files(out:Path, name:str, f:Path, p, th)->dict:
+    "The raw map, mask and overlay of one `Prediction` (each atomic); the file columns of its scores.csv row."
+    stem = Path(name).stem
+    atomic_npy(out/'maps'/f'{stem}.npy', p.anomaly_map.astype(np.float32))
+    row = dict(map=f'maps/{stem}.npy', mask='', overlay=f'overlays/{name}')
+    if p.mask is not None:
+        write_image(out/'masks'/name, torch.from_numpy(p.mask.astype(np.float32))); row['mask'] = f'masks/{name}'
+    if th is None:   # no model scale: the image's own range (its maximum at the yellow mid-point)
+        lo, hi = float(p.anomaly_map.min()), float(p.anomaly_map.max())
+        th = Thresholds(image=p.score, pixel=hi, image_min=p.score, image_max=p.score, pixel_min=lo, pixel_max=hi, method='none')
+    write_image(out/'overlays'/name, torch.from_numpy(overlay(f, p.anomaly_map, th)).permute(2, 0, 1).float() / 255)
+    return row
+
+SCORE_COLUMNS = ['path', 'score', 'norm_score', 'label', 'step', 'map', 'mask', 'overlay', 'status']
+
+# %% ../nbs/11e_api.ipynb #26c8db44
+def predict_rows(glad, files:list, names:list, out:Path, bs:int)->list:
+    "scores.csv rows of `files` (a skipped file gets a status row); each prediction's files written."
+    th, rows, good = glad.thresholds, [], []
+    for f, name in zip(files, names):
+        try: _, _, warn = read_for_predict(f, glad.cfg.image_size)
+        except (ValueError, OSError) as e:
+            warnings.warn(f"skipping {f}: {one_line(e)}"); rows.append(dict(path=str(f), status=f"skipped: {one_line(e)}")); continue
+        if warn: warnings.warn(warn)
+        good.append((f, name))
+    for i in range(0, len(good), bs):
+        batch = good[i:i+bs]
+        for (f, name), p in zip(batch, glad.predict([f for f, _ in batch], batch_size=bs)):
+            rows.append(dict(path=str(f), score=p.score, norm_score=p.norm_score, label=None if p.label is None else int(p.label), step=p.step,
+                             **write_prediction_files(out, name, f, p, th), status='ok'))
+    return rows
+

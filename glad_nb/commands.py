@@ -6,23 +6,30 @@
 from __future__ import annotations
 import dataclasses, hashlib, json, os, time, warnings
 from pathlib import Path
-import numpy as np
+import pandas as pd
 import torch
-from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, preset, seed_everything
-from .ads import ads_view
-from .runs import RunError, open_run, read_run, settings_diff, process_rank, wait_for_all
-from .options import (CLIError, failing_as, one_line, check_device, check_precision, apply_sets,
-                     command_settings, format_settings, setting_fields)
+from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, preset, synth_foreground
+from .data import list_images
+from .demo import make_demo_dataset
+from .backbone import check_sd_folder
+from .train import list_checkpoints
+from .runs import (RunError, open_run, read_run, settings_diff, process_rank, process_device, process_slice, part_file,
+                          wait_for_all, atomic_json, read_json)
+from .results import ScoreCache, concat_caches, write_result, read_result, result_done
+from .api import TooFewToHoldOut, predict_rows, overlay_names, SCORE_COLUMNS
+from .pipeline import GLAD, MODEL_JSON, demo_glad, calibrate_tau, checkpoint_folder, use_checkpoint, adapt_scoring_dino
+from .experiments import evaluate_into, run_demo_categories, cpu_cores, time_reconstruction
+from .report import write_summary
+from .options import (CLIError, failing_as, check_device, check_precision, apply_sets, command_settings, format_settings,
+                             setting_fields, check_path, resolve_categories, checked_dataset, checked_val_dataset)
 
 # %% auto #0
-__all__ = ['COMMANDS', 'pixel_config', 'config_for', 'eval_name', 'comparison_table', 'comparison_line', 'demo_category',
-           'cmd_demo', 'train_configs', 'cmd_train', 'cmd_test', 'cmd_predict', 'cmd_config', 'cmd_bench']
+__all__ = ['COMMANDS', 'pixel_config', 'config_for', 'eval_name', 'cmd_demo', 'train_configs', 'cmd_train', 'cmd_test',
+           'cmd_predict', 'cmd_config', 'cmd_bench']
 
 # %% ../nbs/14_commands.ipynb #c005
 def pixel_config(dataset:str, category:str, seed:int, sets:dict|None=None)->GLADConfig:
     "The CPU recipe's settings (`GLAD.pixel`: the demo's) for any dataset, at the image size `sets` asks for."
-    from glad_nb.pipeline import GLAD   # with GLAD.pixel
-    from glad_nb.core import synth_foreground
     sets = sets or {}
     with failing_as(2, '--set'): base = GLAD.pixel(image_size=sets.get('image_size'), seed=seed).cfg
     return apply_sets(base.replace(dataset=dataset, category=category, seed=seed, synth_foreground=synth_foreground(category)), sets)
@@ -53,134 +60,15 @@ def _units(dataset:str, cats:list, setting:str)->list:
 # %% ../nbs/14_commands.ipynb #c013
 def _say(*a): print(*a, flush=True)
 
-def comparison_table(table, base_table):
-    "GLAD, the memory bank and their difference side by side, per category and metric (image AUROC, pixel AUROC, AUPRO)."
-    import pandas as pd
-    cols = [c for c in ('image_auroc', 'pixel_auroc', 'aupro') if c in table.columns]
-    return pd.concat({c: pd.DataFrame({'GLAD': table[c], 'memory bank': base_table[c], 'GLAD - bank': table[c] - base_table[c]})
-                      for c in cols}, axis=1)
-
-def comparison_line(cmp)->str:
-    "One line on what the comparison means, from `comparison_table`'s mean row."
-    d = cmp.loc['mean'].xs('GLAD - bank', level=1)
-    names = dict(image_auroc='image AUROC', pixel_auroc='pixel AUROC', aupro='AUPRO')
-    return (f"GLAD - memory bank (mean): {', '.join(f'{names[k]} {v:+.3f}' for k, v in d.items())}. The bank compares each patch "
-            f"with every normal training patch of the same features and has no diffusion model: above zero is what the "
-            f"reconstruction adds at this scale.")
-
-def _write_csv(df, path:Path):
-    tmp = path.with_name(f'.{path.name}.tmp'); df.to_csv(tmp); tmp.replace(path)
-
-def _finish(folder:Path, results:dict, title:str, baselines:dict|None=None):
-    "Metric table (printed and written), the memory bank's beside it when given, and report.html into `folder`."
-    from glad_nb.metrics import metric_table
-    from glad_nb.report import write_report
-    import pandas as pd
-    folder.mkdir(parents=True, exist_ok=True)
-    table = metric_table({c:r.metrics for c, r in results.items()})
-    _write_csv(table, folder/'metrics.csv')
-    shown, files = table, 'metrics.csv'
-    if baselines:
-        base = metric_table({c:r.metrics for c, r in baselines.items()})
-        _write_csv(base, folder/'baseline_metrics.csv')
-        shown, files = comparison_table(table, base), 'metrics.csv, baseline_metrics.csv'
-    write_report(results, folder/'report.html', title=title, table=table, baselines=baselines)
-    with pd.option_context('display.float_format', '{:.4f}'.format, 'display.width', 160): _say(shown.to_string())
-    if baselines: _say(comparison_line(shown))
-    _say(f"results: {folder}  ({files}, report.html; per category: per_image.csv, protocol.json, cache)")
-    return table
-
 def _cached_result(folder:Path, cat:str):
     "The finished evaluation in `folder` (its settings were compared when the run was opened), or None."
-    from glad_nb.results import read_result
-    if not ((folder/'metrics.csv').exists() and (folder/'cache.safetensors').exists()): return None
+    if not result_done(folder): return None
     _say(f"[{cat}] already evaluated with these settings: {folder}")
     with failing_as(2, f'cached result {folder}'): return read_result(folder)
-
-def _evaluate_category(glad, test_ds, folder:Path, batch_size:int, progress:bool):
-    from glad_nb.results import write_result
-    res = glad.evaluate(test_ds, batch_size=batch_size, progress=progress)
-    write_result(res, folder)
-    m = res.metrics
-    _say(f"[{glad.cfg.category}] image AUROC {m['image_auroc']:.4f}  pixel AUROC {m['pixel_auroc']:.4f}  AUPRO {m['aupro']:.4f}")
-    return res
-
-# %% ../nbs/14_commands.ipynb #d001
-def _demo_model(cat:str, folder:Path, tr, quick:bool, seed:int, device:str, progress:bool):
-    "The category's trained demo GLAD: the saved model if there is one, else ATP training + calibration, then saved."
-    from glad_nb.pipeline import demo_glad, MODEL_JSON
-    from glad_nb.pipeline import GLAD   # the class with fit_calibrated, calibrate and predict attached (fastcore @patch)
-    glad, tcfg = demo_glad(cat, quick=quick, seed=seed, device=device)
-    if (folder/'model'/MODEL_JSON).exists():
-        _say(f"[{cat}] trained model found: {folder/'model'}")
-        return GLAD.load(folder/'model', device=glad.device)
-    _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images less a held-out part")
-    glad.fit_calibrated(tr, tcfg, folder/'train', tau=glad.cfg.tau > 0, progress=progress)   # τ (if ADS is on) and the thresholds from held-out normals
-    th = glad.thresholds
-    _say(f"[{cat}] calibrated on {th.holdout['n_holdout']} held-out normal images: τ {glad.cfg.tau}, image threshold {th.image:.4g}")
-    glad.save(folder/'model')
-    return glad
-
-def _baseline_category(glad, tr, te, folder:Path, batch_size:int):
-    "The memory bank on GLAD's own extractor and scoring settings, untuned, into `folder/baseline` (seconds)."
-    from glad_nb.baseline import baseline_result
-    from glad_nb.results import write_result
-    res = baseline_result(glad, tr, te, batch_size=batch_size)
-    write_result(res, folder/'baseline')
-    m = res.metrics
-    _say(f"[{glad.cfg.category}] memory bank: image AUROC {m['image_auroc']:.4f}  pixel AUROC {m['pixel_auroc']:.4f}  AUPRO {m['aupro']:.4f}")
-
-def _evaluated(folder:Path)->bool: return (folder/'metrics.csv').exists() and (folder/'cache.safetensors').exists()
-
-def demo_category(cat:str,            # a demo category
-                  out,                # the run folder; results go to out/cat
-                  root,               # the demo dataset root (from `make_demo_dataset`)
-                  seed:int, quick:bool, device:str,
-                  batch_size:int=16,  # test images per batch
-                  progress:bool=True, # progress bars (off when categories run side by side)
-                  threads:int|None=None, # torch threads of this process (None: leave as is)
-                 )->str:
-    "Train, calibrate τ, save and evaluate one demo category (GLAD and the memory bank beside it) into `out/cat`."
-    from glad_nb.data import DemoDataset
-    if threads: torch.set_num_threads(threads)
-    folder = Path(out)/cat
-    glad_done, bank_done = _evaluated(folder), _evaluated(folder/'baseline')
-    if glad_done and bank_done: return str(folder)
-    seed_everything(seed)   # every category starts from the same state, whichever process runs it and in which order
-    tr, te = DemoDataset(root, cat, 'train', image_size=64), DemoDataset(root, cat, 'test', image_size=64)
-    glad = _demo_model(cat, folder, tr, quick, seed, device, progress)
-    if not glad_done: _evaluate_category(glad, te, folder, batch_size, progress)
-    if not bank_done: _baseline_category(glad, tr, te, folder, batch_size)
-    return str(folder)
-
-# %% ../nbs/14_commands.ipynb #d002
-def _cpu_cores()->int:
-    try: return len(os.sched_getaffinity(0))
-    except AttributeError: return os.cpu_count() or 1
-
-def _run_categories(todo:list, jobs:int, kw:dict):
-    "Run `demo_category` for each category in `todo`: in this process (jobs=1) or in `jobs` spawned processes."
-    if jobs <= 1 or len(todo) <= 1:
-        for c in todo: demo_category(c, **kw)
-        return
-    import multiprocessing as mp
-    t0, n = time.time(), 0
-    _say(f"running {len(todo)} categories in {jobs} processes, one thread each (progress bars off; one line per stage)")
-    pool = mp.get_context('spawn').Pool(jobs)
-    try:
-        for folder in pool.imap_unordered(_demo_category_star, [(c, {**kw, 'progress': False, 'threads': 1}) for c in todo]):
-            n += 1; _say(f"[{Path(folder).name}] done ({n}/{len(todo)} categories, {time.time() - t0:.0f} s)")
-        pool.close()
-    except BaseException:
-        pool.terminate(); raise   # Ctrl-C or a failure: stop every process now; finished categories stay
-    finally: pool.join()
-
-def _demo_category_star(a): return demo_category(a[0], **a[1])
 
 # %% ../nbs/14_commands.ipynb #c014
 def cmd_demo(args)->int:
     "The CPU demo end to end."
-    from glad_nb.demo import make_demo_dataset
     t0 = time.time()
     cats = resolve_categories('demo', None, args.category)
     device = check_device('cpu' if args.device == 'auto' else args.device)
@@ -192,16 +80,15 @@ def cmd_demo(args)->int:
         torch.set_num_threads(1)  # the demo's tiny convolutions run faster on one thread than on two (measured: 0.39 vs 0.70 s/step)
     root = make_demo_dataset(seed=seed)
     _say(f"demo dataset: {root}  categories: {cats}")
-    todo = [c for c in cats if not (_evaluated(out/c) and _evaluated(out/c/'baseline'))]
+    todo = [c for c in cats if not (result_done(out/c) and result_done(out/c/'baseline'))]
     for c in cats:
         if c not in todo: _say(f"[{c}] already evaluated with these settings: {out/c}")
-    jobs = args.jobs or (min(_cpu_cores(), len(todo)) if device.type == 'cpu' else 1)
-    _run_categories(todo, jobs, dict(out=out, root=root, seed=seed, quick=quick, device=str(device),
+    jobs = args.jobs or (min(cpu_cores(), len(todo)) if device.type == 'cpu' else 1)
+    run_demo_categories(todo, jobs, dict(out=out, root=root, seed=seed, quick=quick, device=str(device),
                                      batch_size=args.batch_size or 16, progress=not args.no_progress))
-    from glad_nb.results import read_result
     with failing_as(2, f'results in {out}'):
         results, banks = {c:read_result(out/c) for c in cats}, {c:read_result(out/c/'baseline') for c in cats}
-    _finish(out, results, 'glad_nb demo (CPU, 64 px, pixel UNet + filter bank; not tuned on test data)', baselines=banks)
+    for line in write_summary(out, results, 'glad_nb demo (CPU, 64 px, pixel UNet + filter bank; not tuned on test data)', baselines=banks): _say(line)
     _say(f"demo wall time: {time.time() - t0:.0f} s")
     return 0
 
@@ -222,7 +109,6 @@ def train_configs(args,               # parsed train (or config) arguments: data
                   dtype=None,         # compute dtype (sets TrainConfig.mixed_precision)
                  )->tuple:            # (GLADConfig, TrainConfig)
     "The two configs of one training unit: the preset's (or the pixel recipe's), then --config, --set and the flags."
-    from glad_nb.pipeline import GLAD   # with GLAD.pixel_train_config
     pixel = getattr(args, 'backbone', 'sd') == 'pixel'
     cfg = config_for(args.dataset, ucats[0], args.preset, args.seed, args.setting, sets, 'pixel' if pixel else 'sd')
     if unit == 'multi': cfg = cfg.replace(category='multi', synth_foreground='none')
@@ -245,33 +131,17 @@ def _train_settings(args, root, cats, sets)->dict:
 _TRAIN_COMPARED = ('dataset', 'root', 'setting', 'backbone', 'weights', 'dino', 'seed', 'precision', 'sets', 'threshold_quantile', 'val')
 
 # %% ../nbs/14_commands.ipynb #h103
-def _val_dataset(val, image_size:int):
-    "The --val folder as a labelled dataset (normal/, abnormal/, masks/), every file checked; or None."
-    if val is None: return None
-    from glad_nb.data import get_dataset, check_readable
-    v = check_path('--val', val, 'a labelled folder with normal/, abnormal/ and masks/ sub-folders', 2)
-    with failing_as(2, f'--val {v}'):
-        if not (v/'masks').is_dir(): raise FileNotFoundError("no masks/ folder (masks named like the abnormal images set the pixel threshold)")
-        ds = get_dataset('folder', v, '', 'test', image_size=image_size, normal_test_dir='normal', mask_dir='masks')
-    bad = check_readable(ds)
-    if bad: raise CLIError(f"--val {v}: {len(bad)} unreadable file(s): " + '; '.join(f"{p} ({why})" for p, why in bad[:3]))
-    return ds
-
 def _fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
                        tau:bool,            # calibrate τ (the pixel backbone, unless τ was set)
                        val_ds=None, quantile:float=1.0, **kw)->dict:
     "Train on the normal images less a held-out part, then calibrate τ and the thresholds; what the train protocol records."
-    from glad_nb.api import holdout_split
-    from glad_nb.pipeline import calibrate_tau
-    try: tr_i, ho_i = holdout_split(len(ds), tcfg.seed); held = True   # the split `fit_calibrated` draws
-    except ValueError: held = False
-    with failing_as(3, catch=ValueError):   # a checkpoint that does not fit these settings
-        if held: glad.fit_calibrated(ds, tcfg, folder/'train', quantile=quantile, tau=tau, **kw)
-        else: glad.fit(ds, tcfg, folder/'train', **kw)
     rec, unit = dict(holdout=None), folder.name
-    if held:
-        rec['holdout'] = dict(n_train=len(tr_i), n_holdout=len(ho_i), seed=tcfg.seed, indices=ho_i, paths=[str(ds[i]['path']) for i in ho_i])
-        _say(f"[{unit}] calibrated on {len(ho_i)} held-out normal images (trained on {len(tr_i)})")
+    with failing_as(3, catch=ValueError):   # a checkpoint that does not fit these settings
+        try: glad.fit_calibrated(ds, tcfg, folder/'train', quantile=quantile, tau=tau, **kw); ho = glad.thresholds.holdout
+        except TooFewToHoldOut: glad.fit(ds, tcfg, folder/'train', **kw); ho = None   # raised before any training
+    if ho is not None:
+        rec['holdout'] = dict(**{k: ho[k] for k in ('n_train', 'n_holdout', 'seed', 'indices')}, paths=[str(ds[i]['path']) for i in ho['indices']])
+        _say(f"[{unit}] calibrated on {ho['n_holdout']} held-out normal images (trained on {ho['n_train']})")
     else:
         warnings.warn(f"[{unit}] {len(ds)} normal training images are too few to hold out 8 for calibration: trained on all of them"
                       + ("; τ calibrated on them" if tau else '') + ("" if val_ds is not None else "; the model has no thresholds (give more images or --val)"))
@@ -287,12 +157,6 @@ def _fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
 # %% ../nbs/14_commands.ipynb #s003
 def cmd_train(args)->int:
     "ATP fine-tuning per category (or one model for all with --setting multi), then τ and thresholds from held-out normal images."
-    from glad_nb.backbone import LatentBackbone, check_sd_folder
-    from glad_nb.features import load_dino
-    from glad_nb.pipeline import MODEL_JSON
-    from glad_nb.pipeline import GLAD   # with GLAD.pixel, fit_calibrated, calibrate
-    from glad_nb.runs import atomic_json
-    from glad_nb.train import list_checkpoints
     pixel = args.backbone == 'pixel'
     device, dtype, root, cats, sets = _real_run_args(args, (GLADConfig, TrainConfig))
     if pixel:
@@ -308,27 +172,24 @@ def cmd_train(args)->int:
         cfg, tcfg = train_configs(args, unit, ucats, sets, dtype)
         dss = [checked_dataset(args.dataset, root, c, 'train', image_size=tcfg.image_size) for c in ucats]
         plan.append((unit, cfg, tcfg, dss[0] if len(dss) == 1 else torch.utils.data.ConcatDataset(dss)))
-    val_ds = _val_dataset(args.val, plan[0][1].image_size)
-    if not pixel:
-        with failing_as(3, f'--dino {dino}'): ext = load_dino(dino, plan[0][1].layers, plan[0][1].feature_size)
-        load_sd = lambda: LatentBackbone.from_pretrained(weights, dtype=torch.float32, device=device)
-        with failing_as(3, f'--weights {weights}'): first = load_sd()      # corrupt weights stop the command before the folder is claimed
+    val_ds = checked_val_dataset(args.val, plan[0][1].image_size)
+    if not pixel:   # float32 weights: accelerate's mixed precision casts where it computes
+        sd = lambda cfg: GLAD.from_pretrained(weights, dino, cfg, device=device, dtype=torch.float32)
+        with failing_as(3, f'--weights {weights} / --dino {dino}'): first = sd(plan[0][1])   # corrupt weights stop the command before the folder is claimed
     out, _ = open_run(args.out, 'train', _train_settings(args, root, cats, sets), _TRAIN_COMPARED, args.overwrite, args.resume,
                       inputs={'--root': root, '--weights': weights, '--dino': dino, '--val': args.val, '--dtd': sets.get('dtd_root')})
     args._run = out
-    from accelerate import PartialState
     for unit, cfg, tcfg, tr in plan:
         done = list_checkpoints(out/unit/'train')
         if (out/unit/'model'/MODEL_JSON).exists() and done and done[-1][0] >= tcfg.steps:
             _say(f"[{unit}] already trained ({done[-1][0]} steps): {out/unit/'model'}"); continue
         if pixel: glad = GLAD.pixel(config=cfg, seed=args.seed, device=device)
-        else:
-            bb, first = first or load_sd(), None
-            glad = GLAD(bb, ext, cfg, ads_extractor=ads_view(ext), device=device)
+        else: glad, first = first or sd(cfg), None
+        glad.cfg = cfg
         _say(f"[{unit}] ATP training ({args.backbone}): {tcfg.steps} steps, batch {tcfg.batch_size}, lr {tcfg.lr:g}, {len(tr)} normal images")
         rec = _fit_and_calibrate(glad, tr, tcfg, out/unit, pixel and 'tau' not in sets and glad.cfg.tau > 0, val_ds, args.threshold_quantile,
                                  progress=not args.no_progress, num_workers=args.num_workers)
-        if PartialState().is_main_process:   # under `accelerate launch` only one process writes
+        if process_rank()[0] == 0:   # under `accelerate launch` only one process writes
             glad.save(out/unit/'model')
             atomic_json(out/unit/'protocol.json', dict(command='train', backbone=args.backbone, config=glad.cfg.to_dict(), train_config=tcfg.to_dict(),
                                                        config_file=args.config and str(Path(args.config).resolve()), overrides=sets, **rec))
@@ -338,14 +199,10 @@ def cmd_train(args)->int:
 # %% ../nbs/14_commands.ipynb #c018
 def _model_backbone(model:Path)->str|None:
     "The backbone kind a model folder holds ('latent', 'pixel'), from its marker."
-    from glad_nb.pipeline import MODEL_JSON
-    from glad_nb.runs import read_json
     with failing_as(3, f'model {model}'): return read_json(model/MODEL_JSON, 'model marker').get('backbone')
 
 def _test_plan(args, root, cats, sets, out:Path)->list:
     "Per category: (category, unit, cfg, checkpoint step or None, model folder or None); every input checked."
-    from glad_nb.pipeline import MODEL_JSON, checkpoint_folder
-    from glad_nb.runs import read_json
     plan = []
     for unit, ucats in _units(args.dataset, cats, args.setting):
         model = out/unit/'model'
@@ -369,9 +226,6 @@ def _test_plan(args, root, cats, sets, out:Path)->list:
 
 # %% ../nbs/14_commands.ipynb #s005
 def _test_model(args, cfg, ck, model, unit, out, device, dtype, tr_ds):
-    from glad_nb.pipeline import GLAD, use_checkpoint, adapt_scoring_dino
-    from glad_nb.features import load_dino
-    from glad_nb.backbone import LatentBackbone
     if model is not None:
         with failing_as(3, f'model {model}'): glad = GLAD.load(model, device=device)
         glad.cfg = cfg
@@ -379,9 +233,7 @@ def _test_model(args, cfg, ck, model, unit, out, device, dtype, tr_ds):
         if ck: 
             with failing_as(3, f'checkpoint {ck}'): use_checkpoint(glad, out/unit/'train', ck)
     else:
-        with failing_as(3, f'--weights {args.weights}'): bb = LatentBackbone.from_pretrained(args.weights, dtype=torch.float32, device=device)
-        with failing_as(3, f'--dino {args.dino}'): ext = load_dino(args.dino, cfg.layers, cfg.feature_size)
-        glad = GLAD(bb, ext, cfg, ads_extractor=ads_view(ext), device=device)
+        with failing_as(3, f'--weights {args.weights} / --dino {args.dino}'): glad = GLAD.from_pretrained(args.weights, args.dino, cfg, device, dtype)
     glad.provenance['model'] = str(model) if model is not None else f'--weights {args.weights}'
     if cfg.dino_epoch > 0:   # under a launcher the main process adapts (and caches) first, the others then read its weights
         first = process_rank()[0] == 0
@@ -394,11 +246,10 @@ def _test_model(args, cfg, ck, model, unit, out, device, dtype, tr_ds):
 # %% ../nbs/14_commands.ipynb #p004
 def _evaluate_split(glad, test_ds, folder:Path, batch_size:int, progress:bool):
     "Evaluate one category: in one process as is; under a launcher each process reconstructs its slice, the main one merges and writes."
-    from glad_nb.results import ScoreCache, concat_caches, write_result
     rank, n = process_rank()
-    if n == 1: return _evaluate_category(glad, test_ds, folder, batch_size, progress)
+    if n == 1: return evaluate_into(glad, test_ds, folder, batch_size, progress)
     mine, slices = process_slice(len(test_ds))
-    parts = [_part(folder, 'cache', k, n).with_suffix('.safetensors') for k in range(n)]
+    parts = [part_file(folder, 'cache', k, n).with_suffix('.safetensors') for k in range(n)]
     if mine and not parts[rank].exists():
         glad.build_cache(torch.utils.data.Subset(test_ds, mine), batch_size=batch_size, progress=progress).save(parts[rank])
     wait_for_all()
@@ -444,96 +295,32 @@ def cmd_test(args)->int:
     results, models, is_main = {}, {}, process_rank()[0] == 0
     for c, unit, cfg, ck, model in plan:
         folder = out/(c or 'folder')/name
-        res = _cached_result(folder, c) if is_main else _has_result(folder)
+        res = _cached_result(folder, c) if is_main else (True if result_done(folder) else None)
         if res is None:
             key = unit if args.setting == 'multi' and cfg.dino_epoch == 0 else c     # the multi model is loaded once
             if key not in models: models = {key:_test_model(args, cfg, ck, model, unit, out, device, dtype, data[c][1])}
             glad = models[key]; glad.cfg = cfg
             res = _evaluate_split(glad, data[c][0], folder, args.batch_size or 8, not args.no_progress)
         results[c or 'folder'] = res
-    if is_main: _finish(out/name, results, f'glad_nb {args.dataset} ({name[5:]}{"; tuned on test data" if args.preset == "paper" else ""})')
+    if is_main:
+        for line in write_summary(out/name, results, f'glad_nb {args.dataset} ({name[5:]}{"; tuned on test data" if args.preset == "paper" else ""})'): _say(line)
     return 0
 
-# %% ../nbs/14_commands.ipynb #c020
-def _overlay_names(files:list)->list:
-    "PNG names for overlays: the stem, or stem_ext where two files share a stem."
-    from collections import Counter
-    n = Counter(f.stem for f in files)
-    return [f"{f.stem}.png" if n[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}.png" for f in files]
-
-# %% ../nbs/14_commands.ipynb #s009
-def _read_for_predict(f:Path, size:int):
-    "(image in [-1,1], key, warning or None) or raises ValueError naming the file."
-    from glad_nb.core import read_image
-    x, key = read_image(f, size, with_key=True)
-    from PIL import Image
-    with Image.open(f) as im: w, h = im.size
-    warn = None
-    if max(w, h) > 2 * min(w, h): warn = f"{f.name} is {w}x{h}: aspect ratio beyond 2:1, squashed to {size}x{size}"
-    elif min(w, h) < size / 2: warn = f"{f.name} is {w}x{h}: smaller than half the model's {size} px, upsampled"
-    return x * 2 - 1, key, warn
-
-# %% ../nbs/14_commands.ipynb #s011
-def _save_npy(path:Path, a:np.ndarray):
-    "np.save, atomically."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, 'wb') as fh: np.save(fh, a)
-    os.replace(tmp, path)
-
-def _write_prediction(out:Path, name:str, f:Path, p, th)->dict:
-    "The raw map, mask and overlay of one `Prediction` (each atomic); the file columns of its scores.csv row."
-    from glad_nb.api import overlay, Thresholds
-    from glad_nb.core import write_image
-    stem = Path(name).stem
-    _save_npy(out/'maps'/f'{stem}.npy', p.anomaly_map.astype(np.float32))
-    row = dict(map=f'maps/{stem}.npy', mask='', overlay=f'overlays/{name}')
-    if p.mask is not None:
-        write_image(out/'masks'/name, torch.from_numpy(p.mask.astype(np.float32))); row['mask'] = f'masks/{name}'
-    if th is None:   # no model scale: the image's own range (its maximum at the yellow mid-point)
-        lo, hi = float(p.anomaly_map.min()), float(p.anomaly_map.max())
-        th = Thresholds(image=p.score, pixel=hi, image_min=p.score, image_max=p.score, pixel_min=lo, pixel_max=hi, method='none')
-    write_image(out/'overlays'/name, torch.from_numpy(overlay(f, p.anomaly_map, th)).permute(2, 0, 1).float() / 255)
-    return row
-
-_SCORE_COLUMNS = ['path', 'score', 'norm_score', 'label', 'step', 'map', 'mask', 'overlay', 'status']
-
 # %% ../nbs/14_commands.ipynb #p006
-def _predict_files(glad, files:list, names:list, out:Path, bs:int)->list:
-    "scores.csv rows of `files` (a skipped file gets a status row); each prediction's files written."
-    th, rows, good = glad.thresholds, [], []
-    for f, name in zip(files, names):
-        try: _, _, warn = _read_for_predict(f, glad.cfg.image_size)
-        except (ValueError, OSError) as e:
-            warnings.warn(f"skipping {f}: {one_line(e)}"); rows.append(dict(path=str(f), status=f"skipped: {one_line(e)}")); continue
-        if warn: warnings.warn(warn)
-        good.append((f, name))
-    for i in range(0, len(good), bs):
-        batch = good[i:i+bs]
-        for (f, name), p in zip(batch, glad.predict([f for f, _ in batch], batch_size=bs)):
-            rows.append(dict(path=str(f), score=p.score, norm_score=p.norm_score, label=None if p.label is None else int(p.label), step=p.step,
-                             **_write_prediction(out, name, f, p, th), status='ok'))
-    return rows
-
 def _predict_split(glad, files:list, names:list, out:Path, bs:int)->list|None:
     "Every row, in the main process (the others get None); under a launcher each process predicts its slice into a part file."
-    from glad_nb.runs import atomic_json, read_json
     rank, n = process_rank()
-    if n == 1: return _predict_files(glad, files, names, out, bs)
+    if n == 1: return predict_rows(glad, files, names, out, bs)
     mine, _ = process_slice(len(files))
-    parts = [_part(out, 'scores', k, n).with_suffix('.json') for k in range(n)]
+    parts = [part_file(out, 'scores', k, n).with_suffix('.json') for k in range(n)]
     if not parts[rank].exists():   # else left by an interrupted attempt with these settings: reused
-        atomic_json(parts[rank], _predict_files(glad, [files[i] for i in mine], [names[i] for i in mine], out, bs))
+        atomic_json(parts[rank], predict_rows(glad, [files[i] for i in mine], [names[i] for i in mine], out, bs))
     wait_for_all()
     return sum((read_json(p, 'predict part file') for p in parts), []) if rank == 0 else None
 
 # %% ../nbs/14_commands.ipynb #h105
 def cmd_predict(args)->int:
     "Score a folder of unlabelled images: scores.csv, raw maps, masks and overlays on the model's scale."
-    from glad_nb.pipeline import MODEL_JSON
-    from glad_nb.pipeline import GLAD   # with GLAD.predict
-    from glad_nb.data import list_images
-    import pandas as pd
     device = process_device(check_device(args.device)); dtype = check_precision(args.precision, device)
     sets = command_settings(args, (GLADConfig,))
     model = check_path('--model', args.model, 'a trained model folder (<run>/<category>/model)', 3)
@@ -553,10 +340,10 @@ def cmd_predict(args)->int:
     for m in {id(m):m for m in (glad.backbone, glad.extractor, glad.ads_extractor)}.values(): m.to(dtype)
     th, is_main = glad.thresholds, process_rank()[0] == 0
     if th is None and is_main: warnings.warn(f"{model} has no thresholds: no labels, normalised scores or masks, and overlays use each image's own range")
-    rows = _predict_split(glad, files, _overlay_names(files), out, args.batch_size or 8)
+    rows = _predict_split(glad, files, overlay_names(files), out, args.batch_size or 8)
     if not is_main: return 0   # the main process writes scores.csv and reports
     order = {str(f):k for k, f in enumerate(files)}
-    df = pd.DataFrame(sorted(rows, key=lambda r: order[r['path']]), columns=_SCORE_COLUMNS).astype({'label': 'Int64'})
+    df = pd.DataFrame(sorted(rows, key=lambda r: order[r['path']]), columns=SCORE_COLUMNS).astype({'label': 'Int64'})
     tmp = out/'.scores.csv.tmp'; df.to_csv(tmp, index=False); tmp.replace(out/'scores.csv')
     for p in out.glob('.scores-part*of*.json'): p.unlink()   # merged: scores.csv holds them now
     skipped = [Path(r['path']) for r in rows if r['status'] != 'ok']
@@ -591,9 +378,6 @@ def cmd_config(args)->int:
 # %% ../nbs/14_commands.ipynb #c022
 def cmd_bench(args)->int:
     "Images per second and UNet / VAE / feature passes per image for the chosen model."
-    from glad_nb.pipeline import demo_glad, GLAD
-    from glad_nb.features import load_dino
-    from glad_nb.backbone import LatentBackbone
     device = check_device(args.device); dtype = check_precision(args.precision, device)
     sets = command_settings(args, (GLADConfig,))
     if args.dataset == 'demo':
@@ -605,23 +389,11 @@ def cmd_bench(args)->int:
         cfg = config_for(args.dataset, cat, args.preset, args.seed, args.setting, sets)
         weights = check_path('--weights', args.weights, 'a local Stable Diffusion 1.4 folder')
         dino = check_path('--dino', args.dino, 'a local DINO ViT checkpoint')
-        with failing_as(3, f'--weights {weights}'): bb = LatentBackbone.from_pretrained(weights, dtype=torch.float32, device=device)
-        with failing_as(3, f'--dino {dino}'): ext = load_dino(dino, cfg.layers, cfg.feature_size)
-        glad = GLAD(bb, ext, cfg, ads_extractor=ads_view(ext), device=device)
-        for m in (glad.backbone, glad.extractor): m.to(dtype)
-    n, S = args.n_images, glad.cfg.image_size
-    x = torch.rand(n, 3, S, S, generator=torch.Generator().manual_seed(args.seed)) * 2 - 1
-    bs = args.batch_size or 8
-    glad.reconstruct(x[:1])  # warm-up
-    t0, counts = time.time(), {}
-    for i in range(0, n, bs):
-        xb = x[i:i+bs]  # the last batch may be short
-        r = glad.reconstruct(xb); glad.layer_distances(xb, r.recon.float())
-        for k, v in r.counts.items(): counts[k] = counts.get(k, 0) + float(torch.as_tensor(v).float().sum())
-    if glad.device.type == 'cuda': torch.cuda.synchronize()
-    dt = time.time() - t0
+        with failing_as(3, f'--weights {weights} / --dino {dino}'): glad = GLAD.from_pretrained(weights, dino, cfg, device, dtype)
+    n, bs = args.n_images, args.batch_size or 8
+    dt, counts = time_reconstruction(glad, n, bs, args.seed)
     _say(f"{type(glad.backbone).__name__} on {glad.device}: {n / dt:.2f} images/s (batch {bs}, {n} images, {dt:.1f} s)")
-    _say('passes per image: ' + ', '.join(f"{k} {v / n:.1f}" for k, v in counts.items()) + ' (+ 2 scoring feature passes)')
+    _say('passes per image: ' + ', '.join(f"{k} {v:.1f}" for k, v in counts.items()) + ' (+ 2 scoring feature passes)')
     return 0
 
 # %% ../nbs/14_commands.ipynb #c023

@@ -14,7 +14,8 @@ from PIL import Image
 # %% auto #0
 __all__ = ['IN_TEST', 'ONEDNN', 'MVTEC_CATEGORIES', 'MPDD_CATEGORIES', 'VISA_CATEGORIES', 'PCBBANK_CATEGORIES', 'DEMO_CATEGORIES',
            'DEMO_DEFECTS', 'PAPER_PRESETS', 'MULTI_PRESETS', 'DARK_FOREGROUND', 'BRIGHT_FOREGROUND', 'SCORE_FOREGROUND',
-           'REVERSE_CATEGORIES', 'ADAPT_NO_PENALTY', 'ADAPT_SETTINGS', 'DATASET_CATEGORIES', 'GLADConfig',
+           'REVERSE_CATEGORIES', 'ADAPT_NO_PENALTY', 'ADAPT_SETTINGS', 'DATASET_CATEGORIES', 'DEMO_PRESET',
+           'DEMO_CATEGORY', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_CATEGORY_TRAIN', 'DEMO_QUICK', 'GLADConfig',
            'TrainConfig', 'synth_foreground', 'preset', 'otsu_threshold', 'otsu_foreground', 'seed_everything',
            'torch_generator', 'default_device', 'default_dtype', 'pil_to_float', 'image_key', 'file_sha256',
            'state_hash', 'versions', 'read_image', 'read_mask', 'write_image']
@@ -248,6 +249,18 @@ def preset(dataset:str,          # mvtec | mpdd | visa | pcbbank
                           tau=0.35, pixel_weight=float(v > 0), t_min=t_mind, feature_size=fs)
     return GLADConfig(**common, **authors, preset='paper', tuned_on_test=True, T0=T0, K=15 if small else 25, tau=tau,
                       pixel_weight=v, t_min=t_min, ckpt_step=ck, dino_epoch=ep, feature_size=fs)
+
+# %% ../nbs/00_core.ipynb #aa194aca
+DEMO_PRESET = dict(T0=150, K=10, t_min=60, tau=0.0, guidance=1.0, ads_topk=10, ads_layer=3, layers=(1, 2, 3),
+                   sigma=1.0, score_topk=40, pixel_weight=1.0, image_size=64, feature_size=64, saff='sigmoid')
+DEMO_CATEGORY = dict(grass=dict(T0=500, t_min=300), gravel=dict(T0=500, t_min=300),   # stochastic textures: a higher start step
+                     brick=dict(tau=0.015))   # ADS on (τ > 0); the demo re-calibrates τ on held-out normal images
+DEMO_MODEL = dict(image_size=64, channels=(16, 32, 64), attention=False)  # ~0.64 M parameters
+DEMO_TRAIN = dict(lr=1e-3, batch_size=16, steps=600, ckpt_every=200, image_size=64, gradient_checkpointing=False,
+                  use_8bit_adam=False, weight_decay=0.0, t_max=150)   # train on the noise levels T0 = 150 uses
+DEMO_CATEGORY_TRAIN = dict(grass=dict(t_max=1000), gravel=dict(t_max=1000))   # the textures: every level, as the paper
+DEMO_QUICK = dict(steps=40, ckpt_every=40)
+
 
 # %% ../nbs/00_core.ipynb #c020
 from torch import Tensor

@@ -12,12 +12,17 @@ from .data import DemoDataset
 from .demo import demo_root, make_demo_dataset
 from .metrics import METRICS, evaluate_category, HEADLINE
 from .pipeline import demo_glad
-from .results import score_cache
+from .results import score_cache, result_done, write_result
+from .pipeline import GLAD, MODEL_JSON
+from .baseline import baseline_result
+import torch
+from .core import seed_everything
 
 # %% auto #0
 __all__ = ['SMALL_TRAIN', 'SWEEP_PARAMS', 'demo_data', 'train_key', 'fit_demo', 'ablation_dir', 'metric_row', 'mean_table',
            'bar_figure', 'protocol_line', 'run_ablation', 'save_ablation', 'small_run', 'demo_protocol', 'full_run',
-           'SweepCancelled', 'sweep']
+           'SweepCancelled', 'sweep', 'evaluate_into', 'demo_category', 'cpu_cores', 'run_demo_categories',
+           'time_reconstruction']
 
 # %% ../nbs/11c_experiments.ipynb #c006
 def demo_data(root, category:str, size:int)->tuple:
@@ -152,3 +157,97 @@ def sweep(glad,                       # a GLAD (its device is used: the GPU when
     df.attrs.update(param=param, cancelled=cancelled, preset=cfg.preset, tuned_on_test=cfg.tuned_on_test,
                     device=str(getattr(glad, 'device', '')), n_images=n)
     return df
+
+# %% ../nbs/11c_experiments.ipynb #6fcfae5a
+def _say(*a): print(*a, flush=True)
+
+def evaluate_into(glad, test_ds, folder:Path, batch_size:int, progress:bool):
+    "Evaluate GLAD on a test set, write the result into `folder` and print its headline metrics."
+    res = glad.evaluate(test_ds, batch_size=batch_size, progress=progress)
+    write_result(res, folder)
+    m = res.metrics
+    _say(f"[{glad.cfg.category}] image AUROC {m['image_auroc']:.4f}  pixel AUROC {m['pixel_auroc']:.4f}  AUPRO {m['aupro']:.4f}")
+    return res
+
+def _demo_model(cat:str, folder:Path, tr, quick:bool, seed:int, device:str, progress:bool):
+    "The category's trained demo GLAD: the saved model if there is one, else ATP training + calibration, then saved."
+    glad, tcfg = demo_glad(cat, quick=quick, seed=seed, device=device)
+    if (folder/'model'/MODEL_JSON).exists():
+        _say(f"[{cat}] trained model found: {folder/'model'}")
+        return GLAD.load(folder/'model', device=glad.device)
+    _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images less a held-out part")
+    glad.fit_calibrated(tr, tcfg, folder/'train', tau=glad.cfg.tau > 0, progress=progress)   # τ (if ADS is on) and the thresholds from held-out normals
+    th = glad.thresholds
+    _say(f"[{cat}] calibrated on {th.holdout['n_holdout']} held-out normal images: τ {glad.cfg.tau}, image threshold {th.image:.4g}")
+    glad.save(folder/'model')
+    return glad
+
+def _baseline_category(glad, tr, te, folder:Path, batch_size:int):
+    "The memory bank on GLAD's own extractor and scoring settings, untuned, into `folder/baseline` (seconds)."
+    res = baseline_result(glad, tr, te, batch_size=batch_size)
+    write_result(res, folder/'baseline')
+    m = res.metrics
+    _say(f"[{glad.cfg.category}] memory bank: image AUROC {m['image_auroc']:.4f}  pixel AUROC {m['pixel_auroc']:.4f}  AUPRO {m['aupro']:.4f}")
+
+def demo_category(cat:str,            # a demo category
+                  out,                # the run folder; results go to out/cat
+                  root,               # the demo dataset root (from `make_demo_dataset`)
+                  seed:int, quick:bool, device:str,
+                  batch_size:int=16,  # test images per batch
+                  progress:bool=True, # progress bars (off when categories run side by side)
+                  threads:int|None=None, # torch threads of this process (None: leave as is)
+                 )->str:
+    "Train, calibrate τ, save and evaluate one demo category (GLAD and the memory bank beside it) into `out/cat`."
+    if threads: torch.set_num_threads(threads)
+    folder = Path(out)/cat
+    glad_done, bank_done = result_done(folder), result_done(folder/'baseline')
+    if glad_done and bank_done: return str(folder)
+    seed_everything(seed)   # every category starts from the same state, whichever process runs it and in which order
+    tr, te = DemoDataset(root, cat, 'train', image_size=64), DemoDataset(root, cat, 'test', image_size=64)
+    glad = _demo_model(cat, folder, tr, quick, seed, device, progress)
+    if not glad_done: evaluate_into(glad, te, folder, batch_size, progress)
+    if not bank_done: _baseline_category(glad, tr, te, folder, batch_size)
+    return str(folder)
+
+# %% ../nbs/11c_experiments.ipynb #e0d919a5
+def cpu_cores()->int:
+    "The cores this process may run on."
+    try: return len(os.sched_getaffinity(0))
+    except AttributeError: return os.cpu_count() or 1
+
+def run_demo_categories(todo:list, jobs:int, kw:dict):
+    "Run `demo_category` for each category in `todo`: in this process (jobs=1) or in `jobs` spawned processes."
+    if jobs <= 1 or len(todo) <= 1:
+        for c in todo: demo_category(c, **kw)
+        return
+    import multiprocessing as mp
+    t0, n = time.time(), 0
+    _say(f"running {len(todo)} categories in {jobs} processes, one thread each (progress bars off; one line per stage)")
+    pool = mp.get_context('spawn').Pool(jobs)
+    try:
+        for folder in pool.imap_unordered(_demo_category_star, [(c, {**kw, 'progress': False, 'threads': 1}) for c in todo]):
+            n += 1; _say(f"[{Path(folder).name}] done ({n}/{len(todo)} categories, {time.time() - t0:.0f} s)")
+        pool.close()
+    except BaseException:
+        pool.terminate(); raise   # Ctrl-C or a failure: stop every process now; finished categories stay
+    finally: pool.join()
+
+def _demo_category_star(a): return demo_category(a[0], **a[1])
+
+# %% ../nbs/11c_experiments.ipynb #e7386f21
+def time_reconstruction(glad,                # any GLAD
+                        n:int,               # images
+                        batch_size:int=8,    # the last batch may be short
+                        seed:int=0,          # of the random images
+                       )->tuple:             # (seconds, passes per image by kind)
+    "Seconds to reconstruct and featurise `n` random images, and the UNet / VAE / feature passes per image."
+    S = glad.cfg.image_size
+    x = torch.rand(n, 3, S, S, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    glad.reconstruct(x[:1])  # warm-up
+    t0, counts = time.time(), {}
+    for i in range(0, n, batch_size):
+        xb = x[i:i + batch_size]
+        r = glad.reconstruct(xb); glad.layer_distances(xb, r.recon.float())
+        for k, v in r.counts.items(): counts[k] = counts.get(k, 0) + float(torch.as_tensor(v).float().sum())
+    if glad.device.type == 'cuda': torch.cuda.synchronize()
+    return time.time() - t0, {k: v / n for k, v in counts.items()}

@@ -16,7 +16,7 @@ from .data import list_categories, get_dataset, check_readable
 # %% auto #0
 __all__ = ['EXIT_CODES', 'POSITIVE', 'SEED', 'CLIError', 'one_line', 'failing_as', 'int_in', 'devices_found', 'check_device',
            'check_precision', 'setting_fields', 'parse_sets', 'apply_sets', 'read_config', 'command_settings',
-           'format_settings', 'resolve_categories', 'check_path', 'checked_dataset']
+           'format_settings', 'resolve_categories', 'check_path', 'checked_dataset', 'checked_val_dataset']
 
 # %% ../nbs/13a_options.ipynb #c005
 EXIT_CODES = {0:'done', 1:'unexpected error (one line; the traceback is written to a file, --debug shows it)',
@@ -217,3 +217,15 @@ def checked_dataset(dataset:str, root, category:str, split:str, **kw):
         shown = '; '.join(f"{p} ({why})" for p, why in bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else '')
         raise CLIError(f"{len(bad)} unreadable file(s) in the {dataset} {category or ''} {split} split: {shown}. Fix or remove them, then run again")
     return ds
+
+def checked_val_dataset(val, image_size:int):
+    "The --val folder as a labelled dataset (normal/, abnormal/, masks/), every file checked; or None."
+    if val is None: return None
+    v = check_path('--val', val, 'a labelled folder with normal/, abnormal/ and masks/ sub-folders', 2)
+    with failing_as(2, f'--val {v}'):
+        if not (v/'masks').is_dir(): raise FileNotFoundError("no masks/ folder (masks named like the abnormal images set the pixel threshold)")
+        ds = get_dataset('folder', v, '', 'test', image_size=image_size, normal_test_dir='normal', mask_dir='masks')
+    bad = check_readable(ds)
+    if bad: raise CLIError(f"--val {v}: {len(bad)} unreadable file(s): " + '; '.join(f"{p} ({why})" for p, why in bad[:3]))
+    return ds
+

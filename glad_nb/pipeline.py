@@ -14,10 +14,11 @@ from tqdm.auto import tqdm
 import glad_nb
 import copy
 from fastcore.basics import patch_to
-from .core import GLADConfig, TrainConfig, default_device, torch_generator, image_key, state_hash, file_sha256, versions
+from .core import (DEMO_PRESET, DEMO_CATEGORY, DEMO_MODEL, DEMO_TRAIN, DEMO_CATEGORY_TRAIN, DEMO_QUICK, synth_foreground,
+                          GLADConfig, TrainConfig, default_device, torch_generator, image_key, state_hash, file_sha256, versions)
 from .backbone import Backbone, PixelBackbone
 from .runs import atomic_json, read_json
-from .features import nn_distance, save_extractor, load_extractor
+from .features import nn_distance, save_extractor, load_extractor, demo_extractor
 from .ads import ads_reconstruct
 from .metrics import evaluate_category
 from .train import train_backbone
@@ -25,7 +26,7 @@ from .api import Thresholds
 from .results import ScoreCache, EvalResult, concat_caches, score_cache, to_u8
 
 # %% auto #0
-__all__ = ['MODEL_JSON', 'DEMO_PRESET', 'DEMO_CATEGORY', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_CATEGORY_TRAIN', 'DEMO_QUICK', 'sample_noise', 'posterior_generator', 'batch_keys', 'GLAD', 'demo_glad', 'calibrate_tau', 'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino']
+__all__ = ['MODEL_JSON', 'sample_noise', 'posterior_generator', 'batch_keys', 'GLAD', 'demo_glad', 'calibrate_tau', 'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino']
 
 # %% ../nbs/11_pipeline.ipynb #c005
 def _key_seed(seed:int, key, purpose:str)->int:
@@ -234,23 +235,11 @@ GLAD.save, GLAD.load = _save, classmethod(_load)
 GLAD.thresholds = None   # set by `calibrate` / `calibrate_f1` (glad_nb.api), saved and loaded with the model
 
 # %% ../nbs/11_pipeline.ipynb #c045
-DEMO_PRESET = dict(T0=150, K=10, t_min=60, tau=0.0, guidance=1.0, ads_topk=10, ads_layer=3, layers=(1, 2, 3),
-                   sigma=1.0, score_topk=40, pixel_weight=1.0, image_size=64, feature_size=64, saff='sigmoid')
-DEMO_CATEGORY = dict(grass=dict(T0=500, t_min=300), gravel=dict(T0=500, t_min=300),   # stochastic textures: a higher start step
-                     brick=dict(tau=0.015))   # ADS on (τ > 0); the demo re-calibrates τ on held-out normal images
-DEMO_MODEL = dict(image_size=64, channels=(16, 32, 64), attention=False)  # ~0.64 M parameters
-DEMO_TRAIN = dict(lr=1e-3, batch_size=16, steps=600, ckpt_every=200, image_size=64, gradient_checkpointing=False,
-                  use_8bit_adam=False, weight_decay=0.0, t_max=150)   # train on the noise levels T0 = 150 uses
-DEMO_CATEGORY_TRAIN = dict(grass=dict(t_max=1000), gravel=dict(t_max=1000))   # the textures: every level, as the paper
-DEMO_QUICK = dict(steps=40, ckpt_every=40)
-
 def demo_glad(category:str,        # a demo category (brick, grass, gravel, coffee)
               quick:bool=False,    # a one-minute smoke version (fewer training steps)
               seed:int=0, device=None,
              )->tuple:             # (GLAD, TrainConfig)
     "The CPU demo's GLAD (pixel UNet + filter bank at 64 px) and its training config."
-    from glad_nb.features import demo_extractor
-    from glad_nb.core import synth_foreground
     cfg = GLADConfig(dataset='demo', category=category, preset='demo', tuned_on_test=False, seed=seed,
                      synth_foreground=synth_foreground(category), **{**DEMO_PRESET, **DEMO_CATEGORY.get(category, {})})
     tcfg = TrainConfig(**{**DEMO_TRAIN, **DEMO_CATEGORY_TRAIN.get(category, {}), **(DEMO_QUICK if quick else {})},
@@ -348,7 +337,7 @@ from fastcore.basics import patch
 from torch.utils.data import Subset
 from .core import default_dtype
 from .backbone import LatentBackbone
-from .features import load_dino, demo_extractor
+from .features import load_dino
 from .ads import ads_view
 from .api import Prediction, model_inputs, resize_map, calibrated_threshold, f1_threshold, holdout_split
 

@@ -11,11 +11,12 @@ import pandas as pd
 import torch
 from safetensors.torch import save_file, load_file
 from .core import GLADConfig
-from .runs import atomic_json, read_json
+from .runs import atomic_json, atomic_csv, read_json
 from .score import maps_from_distances, image_score
 
 # %% auto #0
-__all__ = ['to_u8', 'from_u8', 'ScoreCache', 'concat_caches', 'score_cache', 'EvalResult', 'write_result', 'read_result']
+__all__ = ['to_u8', 'from_u8', 'ScoreCache', 'concat_caches', 'score_cache', 'EvalResult', 'write_result', 'result_done',
+           'read_result']
 
 # %% ../nbs/09b_results.ipynb #c008
 _CACHE_TENSORS = ('images', 'recons', 'masks', 'labels', 'steps', 'ads_scores', 'fusion', 'fused')
@@ -143,9 +144,14 @@ def write_result(res:EvalResult, folder)->Path:
     atomic_json(folder/'config.json', res.protocol['config'])
     atomic_json(folder/'protocol.json', res.protocol)
     for name, df in (('per_image.csv', res.per_image), ('metrics.csv', res.table())):
-        tmp = folder/f'.{name}.tmp'; df.to_csv(tmp, index=name == 'metrics.csv'); os.replace(tmp, folder/name)
+        atomic_csv(df, folder/name, index=name == 'metrics.csv')
     res.cache.save(folder/'cache.safetensors')
     return folder
+
+def result_done(folder)->bool:
+    "Whether `folder` holds a finished result (`write_result` writes the cache, then metrics.csv)."
+    folder = Path(folder)
+    return (folder/'metrics.csv').exists() and (folder/'cache.safetensors').exists()
 
 def read_result(folder,          # a category folder written by `write_result`
                 maps:bool=True,  # recompute the maps from the cache (False: `maps` is None, for readers that score themselves)

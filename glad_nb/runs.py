@@ -9,9 +9,9 @@ from pathlib import Path
 import glad_nb
 
 # %% auto #0
-__all__ = ['RUN_JSON', 'RUN_FORMAT', 'RunError', 'atomic_json', 'atomic_csv', 'read_json', 'read_run', 'check_inputs_outside',
-           'settings_diff', 'process_rank', 'wait_for_all', 'open_run', 'finish_run', 'process_device',
-           'contiguous_slices', 'process_slice', 'part_file']
+__all__ = ['RUN_JSON', 'RUN_FORMAT', 'RunError', 'atomic_json', 'atomic_csv', 'atomic_npy', 'read_json', 'read_run',
+           'check_inputs_outside', 'settings_diff', 'process_rank', 'wait_for_all', 'open_run', 'finish_run',
+           'process_device', 'contiguous_slices', 'process_slice', 'part_file']
 
 # %% ../nbs/11b_runs.ipynb #c005
 RUN_JSON = 'run.json'
@@ -33,6 +33,15 @@ def atomic_csv(df, path, **to_csv)->Path:
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     df.to_csv(tmp, **to_csv); os.replace(tmp, path)
+    return path
+
+def atomic_npy(path, a)->Path:
+    "np.save `a` to `path` through a temporary sibling and `os.replace`."
+    import numpy as np   # runs stays light for the CLI's start-up; numpy only when an array is written
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, 'wb') as fh: np.save(fh, a)
+    os.replace(tmp, path)
     return path
 
 def read_json(path, what:str='JSON file')->dict:

@@ -66,7 +66,8 @@ def ads_png(out:Path):
     import torch
     from glad_nb.demo import make_demo_dataset
     from glad_nb.experiments import demo_data, fit_demo, ablation_dir
-    from glad_nb.pipeline import calibrate_tau, DEMO_PRESET
+    from glad_nb.pipeline import calibrate_tau
+    from glad_nb.core import DEMO_PRESET
     from glad_nb.results import score_cache
     from glad_nb.images import to_hwc, mosaic, colorize
     root = make_demo_dataset()
