@@ -52,7 +52,8 @@ def measure_tiny(folder, steps:int=3, ema_decay:float=0.0)->dict:
     import torch
     from glad_nb.core import TrainConfig
     from glad_nb.backbone import LatentBackbone
-    from glad_nb.train import train_backbone, list_checkpoints, STATE_JSON, STATE_TENSORS
+    from glad_nb.train import train_backbone
+    from glad_nb.checkpoints import list_checkpoints, STATE_JSON, STATE_TENSORS
     folder = Path(folder)
     g = torch.Generator().manual_seed(0)
     data = [torch.rand(3, 32, 32, generator=g) * 2 - 1 for _ in range(4)]

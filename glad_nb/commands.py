@@ -12,7 +12,7 @@ from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, preset, synth_for
 from .data import list_images
 from .demo import make_demo_dataset
 from .backbone import check_sd_folder
-from .train import list_checkpoints
+from .checkpoints import list_checkpoints
 from .runs import (RunError, open_run, read_run, settings_diff, process_rank, process_device, process_slice, part_file,
                           wait_for_all, atomic_json, read_json)
 from .results import ScoreCache, concat_caches, write_result, read_result, result_done

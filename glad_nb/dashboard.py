@@ -6,7 +6,6 @@
 from __future__ import annotations
 import os, threading, time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -21,15 +20,15 @@ from .schedule import GRID_KINDS, SCHEDULES, schedule_alphas, schedule_table, no
 from .synthesis import SOURCES, synthesis_view
 from .metrics import METRICS, evaluate_category
 from .score import Rescorer
-from .results import ScoreCache, read_result
+from .results import ScoreCache, RunCategory, load_run, default_scoring
 from .experiments import SWEEP_PARAMS, sweep
 from .figures import (schedule_figure, strip_figure, synthesis_figure, html_table, metrics_table, image_panels, image_title,
                              image_figure, ads_trace, ads_figure, curve_traces, curves_figure, sweep_figure)
 
 # %% auto #0
 __all__ = ['Dashboard', 'torch_threads', 'demo_images', 'ScheduleExplorer', 'schedule_explorer', 'SynthesisExplorer',
-           'synthesis_explorer', 'preview_stride', 'RunCategory', 'load_run', 'as_runs', 'RunExplorer', 'run_explorer',
-           'sweep_marks', 'sweep_values', 'SweepPanel', 'sweep_panel']
+           'synthesis_explorer', 'preview_stride', 'as_runs', 'RunExplorer', 'run_explorer', 'sweep_marks',
+           'sweep_values', 'SweepPanel', 'sweep_panel']
 
 # %% ../nbs/12_dashboard.ipynb #c006
 class Dashboard:
@@ -188,51 +187,6 @@ def preview_stride(n:int, size:int, budget:int=1 << 18)->int:
     while n * (-(-size // s)) ** 2 > budget: s += 1
     return s
 
-# %% ../nbs/12_dashboard.ipynb #c026
-@dataclass
-class RunCategory:
-    "One category of a run, as the run explorer sees it."
-    cache:ScoreCache
-    cfg:GLADConfig
-    source:str = ''          # where it came from
-    glad:object = None       # the GLAD model, when known (sweeps)
-    test_ds:object = None    # its test set, when known (sweeps)
-    baseline:dict|None = None # the memory bank's metrics beside it (`<folder>/baseline/`), when there is one
-
-# %% ../nbs/12_dashboard.ipynb #s007
-def _default_cfg(cache:ScoreCache)->GLADConfig:
-    return GLADConfig(layers=tuple(cache.layers), feature_size=cache.size, score_topk=min(250, cache.size ** 2))
-
-def _baseline_metrics(f:Path)->dict|None:
-    "The memory bank's metrics in `f/baseline` (a `write_result` folder), or None."
-    m = f/'baseline'/'metrics.csv'
-    return pd.read_csv(m, index_col=0).iloc[0].to_dict() if m.exists() else None
-
-def _open_folder(f:Path)->RunCategory:
-    "One category folder: a `write_result` folder, else a bare cache with scoring defaults; its memory bank's metrics if any."
-    try:
-        res = read_result(f, maps=False)
-        rc = RunCategory(res.cache, GLADConfig.from_dict(res.protocol['config']), f"{f/'cache.safetensors'} + protocol.json")
-    except FileNotFoundError:
-        cache = ScoreCache.load(f/'cache.safetensors')
-        rc = RunCategory(cache, _default_cfg(cache), f"{f/'cache.safetensors'} (no result files: scoring defaults)")
-    rc.baseline = _baseline_metrics(f)
-    return rc
-
-# %% ../nbs/12_dashboard.ipynb #s009
-def load_run(path)->dict:
-    "The categories of a run folder (or one category folder): {category: RunCategory}."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"run folder not found: {path}")
-    folders = [path] if (path/'cache.safetensors').exists() else \
-              sorted(p.parent for p in [*path.glob('*/cache.safetensors'), *path.glob('*/eval-*/cache.safetensors')])  # demo | test runs
-    if not folders: raise FileNotFoundError(f"{path}: no cache.safetensors in it or in <category>/ below it (a glad_nb run folder holds <run>/<category>/cache.safetensors)")
-    out = {}
-    for f in folders:
-        rc = _open_folder(f)
-        out[f"{f.parent.name}/{f.name}" if f.name.startswith('eval-') else (rc.cfg.category or f.name)] = rc
-    return out
-
 # %% ../nbs/12_dashboard.ipynb #s011
 def as_runs(source,             # run folder, GLAD, EvalResult, ScoreCache, RunCategory, or a dict of those by category
             cfg:GLADConfig|None=None, # config for a bare ScoreCache (default: scoring defaults)
@@ -244,7 +198,7 @@ def as_runs(source,             # run folder, GLAD, EvalResult, ScoreCache, RunC
     if isinstance(source, RunCategory): return {source.cfg.category or 'run': source}
     if isinstance(source, (str, Path)): return load_run(source)
     if isinstance(source, ScoreCache):
-        c = cfg or _default_cfg(source)
+        c = cfg or default_scoring(source)
         return {c.category or 'cache': RunCategory(source, c, 'ScoreCache')}
     if hasattr(source, 'cache') and hasattr(source, 'protocol'):   # EvalResult
         c = cfg or GLADConfig.from_dict(source.protocol['config'])

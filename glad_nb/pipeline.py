@@ -266,7 +266,7 @@ def calibrate_tau(glad:GLAD, train_ds,   # normal images
 # %% ../nbs/11_pipeline.ipynb #c049
 def checkpoint_folder(train_dir, step:int)->Path:
     "The UNet folder of checkpoint `step` in a training folder, or FileNotFoundError saying how to get it."
-    from glad_nb.train import list_checkpoints
+    from glad_nb.checkpoints import list_checkpoints
     found = dict(list_checkpoints(train_dir))
     if step not in found:
         have = ', '.join(str(k) for k in sorted(found)) or 'none'

@@ -16,7 +16,7 @@ from .score import maps_from_distances, image_score
 
 # %% auto #0
 __all__ = ['to_u8', 'from_u8', 'ScoreCache', 'concat_caches', 'score_cache', 'EvalResult', 'write_result', 'result_done',
-           'read_result']
+           'read_result', 'RunCategory', 'default_scoring', 'load_run']
 
 # %% ../nbs/09b_results.ipynb #c008
 _CACHE_TENSORS = ('images', 'recons', 'masks', 'labels', 'steps', 'ads_scores', 'fusion', 'fused')
@@ -164,3 +164,49 @@ def read_result(folder,          # a category folder written by `write_result`
     maps = score_cache(cache, GLADConfig.from_dict(proto['config']))[0] if maps else None
     metrics = pd.read_csv(folder/'metrics.csv', index_col=0).iloc[0].to_dict() if (folder/'metrics.csv').exists() else {}
     return EvalResult(metrics=metrics, per_image=pd.read_csv(folder/'per_image.csv'), maps=maps, cache=cache, protocol=proto)
+
+# %% ../nbs/09b_results.ipynb #c026
+@dataclass
+class RunCategory:
+    "One category of a run, as the run explorer sees it."
+    cache:ScoreCache
+    cfg:GLADConfig
+    source:str = ''          # where it came from
+    glad:object = None       # the GLAD model, when known (sweeps)
+    test_ds:object = None    # its test set, when known (sweeps)
+    baseline:dict|None = None # the memory bank's metrics beside it (`<folder>/baseline/`), when there is one
+
+# %% ../nbs/09b_results.ipynb #s007
+def default_scoring(cache:ScoreCache)->GLADConfig:
+    "Scoring defaults for a bare cache: its own layers and size."
+    return GLADConfig(layers=tuple(cache.layers), feature_size=cache.size, score_topk=min(250, cache.size ** 2))
+
+def _baseline_metrics(f:Path)->dict|None:
+    "The memory bank's metrics in `f/baseline` (a `write_result` folder), or None."
+    m = f/'baseline'/'metrics.csv'
+    return pd.read_csv(m, index_col=0).iloc[0].to_dict() if m.exists() else None
+
+def _open_folder(f:Path)->RunCategory:
+    "One category folder: a `write_result` folder, else a bare cache with scoring defaults; its memory bank's metrics if any."
+    try:
+        res = read_result(f, maps=False)
+        rc = RunCategory(res.cache, GLADConfig.from_dict(res.protocol['config']), f"{f/'cache.safetensors'} + protocol.json")
+    except FileNotFoundError:
+        cache = ScoreCache.load(f/'cache.safetensors')
+        rc = RunCategory(cache, default_scoring(cache), f"{f/'cache.safetensors'} (no result files: scoring defaults)")
+    rc.baseline = _baseline_metrics(f)
+    return rc
+
+# %% ../nbs/09b_results.ipynb #s009
+def load_run(path)->dict:
+    "The categories of a run folder (or one category folder): {category: RunCategory}."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"run folder not found: {path}")
+    folders = [path] if (path/'cache.safetensors').exists() else \
+              sorted(p.parent for p in [*path.glob('*/cache.safetensors'), *path.glob('*/eval-*/cache.safetensors')])  # demo | test runs
+    if not folders: raise FileNotFoundError(f"{path}: no cache.safetensors in it or in <category>/ below it (a glad_nb run folder holds <run>/<category>/cache.safetensors)")
+    out = {}
+    for f in folders:
+        rc = _open_folder(f)
+        out[f"{f.parent.name}/{f.name}" if f.name.startswith('eval-') else (rc.cfg.category or f.name)] = rc
+    return out

@@ -4,25 +4,24 @@
 
 # %% ../nbs/06_train.ipynb #c002
 from __future__ import annotations
-import csv, json, os, random, shutil, tempfile, time, uuid, warnings
-from contextlib import nullcontext, contextmanager
+import csv, json, os, time, warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from .core import TrainConfig, DATASET_CATEGORIES, preset, versions
+from .core import TrainConfig, versions
 from .schedule import q_sample, eps_from_x0
-from .backbone import Backbone, LatentBackbone, PixelBackbone, atomic_dir, META
+from .backbone import Backbone, LatentBackbone, PixelBackbone
 from .synthesis import synthesize, TextureSource
-from safetensors.torch import save_file, load_file
+from .checkpoints import (list_checkpoints, has_state, STATE_JSON, load_training_state, set_rng_state, write_frozen,
+                                 save_checkpoint, prune_checkpoints, preset_steps)
 
 # %% auto #0
-__all__ = ['STATE_JSON', 'STATE_TENSORS', 'LEGACY_STATE', 'CKPT_JSON', 'FROZEN', 'atp_target', 'atp_loss', 'step_generator',
-           'StepSampler', 'random_crop', 'micro_batch_loss', 'save_training_state', 'load_training_state',
-           'list_checkpoints', 'save_checkpoint', 'write_frozen', 'load_checkpoint', 'preset_steps',
-           'prune_checkpoints', 'TrainResult', 'make_optimizer', 'make_scheduler', 'make_ema', 'train_backbone']
+__all__ = ['atp_target', 'atp_loss', 'step_generator', 'StepSampler', 'random_crop', 'micro_batch_loss', 'TrainResult',
+           'make_optimizer', 'make_scheduler', 'make_ema', 'train_backbone']
 
 # %% ../nbs/06_train.ipynb #c005
 def atp_target(z_t:Tensor,      # noisy mixed latent √ᾱ·z_s + √(1-ᾱ)·ε
@@ -143,208 +142,6 @@ def micro_batch_loss(model,               # the (possibly wrapped) backbone: mod
     eps = torch.randn(z_n.shape, generator=g).to(x.device)
     return atp_loss(model, z_n, z_a, t, eps, backbone.alphas_cumprod, cfg.atp_sign, t_max)
 
-# %% ../nbs/06_train.ipynb #t101
-_TAGS = ('__tensor__', '__tuple__', '__items__')
-
-def _flatten_state(obj,            # nested dicts / lists / tuples of tensors, numbers, strings, None
-                   tensors:dict,   # filled with name -> CPU tensor
-                   name:str='',    # path of `obj` in the state (names the tensors)
-                  ):               # a JSON-able copy of `obj` that refers to `tensors` by name
-    "Split a state into JSON-able data and named tensors (tuples and non-string keys tagged)."
-    if isinstance(obj, Tensor):
-        key = name if name not in tensors else f"{name}#{len(tensors)}"
-        tensors[key] = obj.detach().to('cpu', copy=True).contiguous()   # copies: safetensors refuses shared storage
-        return {'__tensor__': key}
-    if isinstance(obj, np.generic): obj = obj.item()
-    if obj is None or isinstance(obj, (bool, int, float, str)): return obj
-    sub = lambda k, v: _flatten_state(v, tensors, f"{name}.{k}" if name else str(k))
-    if isinstance(obj, tuple): return {'__tuple__': [sub(i, v) for i, v in enumerate(obj)]}
-    if isinstance(obj, list): return [sub(i, v) for i, v in enumerate(obj)]
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) and not k.startswith('__') for k in obj): return {k: sub(k, v) for k, v in obj.items()}
-        bad = [k for k in obj if not isinstance(k, (str, int, float, bool, type(None)))]
-        if bad: raise TypeError(f"cannot store the key {bad[0]!r} of {name or 'the state'} in a training state")
-        return {'__items__': [[k, sub(k, v)] for k, v in obj.items()]}
-    raise TypeError(f"cannot store {type(obj).__name__} at {name or 'the top level'} in a training state: "
-                    "only tensors, numbers, strings, None, lists, tuples and dicts")
-
-def _unflatten_state(obj, tensors:dict):
-    "Inverse of `_flatten_state` (KeyError for a tensor name missing from `tensors`)."
-    if isinstance(obj, list): return [_unflatten_state(v, tensors) for v in obj]
-    if not isinstance(obj, dict): return obj
-    if len(obj) == 1 and next(iter(obj)) in _TAGS:
-        (tag, v), = obj.items()
-        if tag == '__tensor__': return tensors[v]
-        if tag == '__tuple__': return tuple(_unflatten_state(x, tensors) for x in v)
-        return {k: _unflatten_state(x, tensors) for k, x in v}
-    return {k: _unflatten_state(v, tensors) for k, v in obj.items()}
-
-# %% ../nbs/06_train.ipynb #t104
-STATE_JSON, STATE_TENSORS = 'training_state.json', 'training_state.safetensors'
-LEGACY_STATE = 'training_state.pt'     # the pickle of earlier versions: recognised, never read
-_STATE_FORMAT = 'glad_nb.training_state/1'
-
-def save_training_state(folder,        # an existing folder (a checkpoint being written)
-                        state:dict,    # tensors, numbers, strings, None, lists, tuples and dicts
-                       )->None:
-    "Write `state` as training_state.json + training_state.safetensors: data only, nothing that runs when read."
-    tensors = {}; tree = _flatten_state(state, tensors)
-    save_file(tensors, Path(folder)/STATE_TENSORS)
-    (Path(folder)/STATE_JSON).write_text(json.dumps(dict(format=_STATE_FORMAT, state=tree)))
-
-def _refused(file:Path, why:str)->ValueError:
-    return ValueError(f"{file}: training state not loaded: {why}. glad_nb reads a training state only from "
-                      f"{STATE_JSON} + {STATE_TENSORS}, which cannot execute code, and never unpickles one. "
-                      f"Delete the checkpoint folder {file.parent} to resume from the checkpoint before it if that one still holds "
-                      f"a training state (glad_nb keeps one with the newest checkpoint only), or start the run fresh in a new out_dir.")
-
-def load_training_state(ckpt)->dict:   # the state `save_training_state` wrote
-    "Read a checkpoint's training state without executing anything; a clear ValueError for anything else."
-    ckpt = Path(ckpt); js, st = ckpt/STATE_JSON, ckpt/STATE_TENSORS
-    if not js.exists() and (ckpt/LEGACY_STATE).exists():
-        raise _refused(ckpt/LEGACY_STATE, "it is a pickle from an older glad_nb version, and loading a pickle can execute arbitrary code")
-    for f in (js, st):
-        if not f.is_file(): raise _refused(f, "the file is missing (an incomplete or foreign checkpoint)")
-    try: doc = json.loads(js.read_text(encoding='utf-8'))
-    except (ValueError, OSError, RecursionError) as e: raise _refused(js, f"it is corrupt, truncated or not JSON ({type(e).__name__}: {e})") from None
-    if not isinstance(doc, dict) or doc.get('format') != _STATE_FORMAT:
-        fmt = doc.get('format') if isinstance(doc, dict) else type(doc).__name__
-        raise _refused(js, f"its format is {fmt!r}, not {_STATE_FORMAT!r} (another program's file or an old format)")
-    try: tensors = load_file(st)
-    except Exception as e: raise _refused(st, f"it is corrupt, truncated or not a safetensors file ({type(e).__name__}: {e})") from None
-    try: state = _unflatten_state(doc.get('state'), tensors)
-    except KeyError as e: raise _refused(js, f"it is corrupt: it names a tensor {e} that is not in {STATE_TENSORS}") from None
-    except (TypeError, ValueError) as e: raise _refused(js, f"it is corrupt ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict) or not {'step', 'optimizer', 'config', 'rng'} <= state.keys():
-        raise _refused(js, "it is corrupt: step, optimizer, config or rng is missing")
-    return state
-
-# %% ../nbs/06_train.ipynb #t107
-def _rng_state()->dict:
-    name, key, pos, has_gauss, gauss = np.random.get_state()
-    st = dict(torch=torch.get_rng_state(), numpy=(name, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, gauss),
-              python=random.getstate())
-    if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state_all()
-    return st
-
-def _set_rng_state(st:dict):
-    name, key, pos, has_gauss, gauss = st['numpy']
-    torch.set_rng_state(st['torch']); np.random.set_state((name, key.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    random.setstate(st['python'])
-    if 'cuda' in st and torch.cuda.is_available() and len(st['cuda']) == torch.cuda.device_count(): torch.cuda.set_rng_state_all(st['cuda'])
-
-# %% ../nbs/06_train.ipynb #u111
-CKPT_JSON, FROZEN = 'glad_checkpoint.json', 'frozen'
-_CKPT_FORMAT = 'glad_nb.checkpoint/1'
-
-def _has_state(ckpt:Path)->bool: return any((Path(ckpt)/n).exists() for n in (STATE_JSON, STATE_TENSORS, LEGACY_STATE))
-
-def list_checkpoints(out_dir)->list:
-    "Complete checkpoints under `out_dir/checkpoints`, oldest first, as (step, path)."
-    root = Path(out_dir)/'checkpoints'
-    if not root.is_dir(): return []
-    return sorted((int(p.name[5:]), p) for p in root.glob('step_*')
-                  if p.name[5:].isdigit() and p.is_dir() and ((p/CKPT_JSON).exists() or _has_state(p)))
-
-@contextmanager
-def _model_weights(unet, ema=None):
-    "Inside the block `unet` holds the trained model's weights: the EMA's when `ema` is given, put back after."
-    if ema is None: yield; return
-    ema.store(unet.parameters()); ema.copy_to(unet.parameters())
-    try: yield
-    finally: ema.restore(unet.parameters())
-
-def save_checkpoint(path,                 # checkpoints/step_NNNNNN, written atomically
-                    backbone:Backbone,    # the (unwrapped) backbone being trained
-                    step:int, cfg:TrainConfig,
-                    optimizer=None,       # given: the training state is written too, so the checkpoint can resume
-                    scheduler=None,       # learning-rate scheduler (`make_scheduler`)
-                    scaler=None,          # mixed-precision grad scaler
-                    ema=None,             # diffusers EMAModel (`make_ema`): its weights are the model
-                    extra:dict|None=None, # more entries of the training state (e.g. world_size)
-                   )->Path:
-    "Write the trained UNet and, with `optimizer`, the training state into the folder `path`, atomically."
-    state = None
-    if optimizer is not None:
-        state = dict(step=step, optimizer=optimizer.state_dict(), scheduler=None if scheduler is None else scheduler.state_dict(),
-                     scaler=None if scaler is None else scaler.state_dict(), config=cfg.to_dict(), rng=_rng_state(), **(extra or {}))
-        if ema is not None:   # the EMA's own weights are unet/; what resuming needs besides: its step count and the raw weights
-            state.update(ema={k: v for k, v in ema.state_dict().items() if k != 'shadow_params'}, train_unet=backbone.unet.state_dict())
-    def write(tmp):
-        with _model_weights(backbone.unet, ema): backbone.unet.save_pretrained(tmp/'unet')
-        if state is not None: save_training_state(tmp, state)
-        (tmp/CKPT_JSON).write_text(json.dumps(dict(format=_CKPT_FORMAT, step=step, ema=ema is not None, kind=backbone.kind)))
-    return atomic_dir(path, write)
-
-# %% ../nbs/06_train.ipynb #u114
-def write_frozen(out_dir,            # the training folder
-                 backbone:Backbone,  # the backbone being trained
-                )->Path:             # out_dir/frozen
-    "Save the parts of `backbone` that training leaves unchanged (all but the UNet) to `out_dir/frozen`, unless there already."
-    path = Path(out_dir)/FROZEN
-    if (path/META).exists(): return path
-    def write(tmp):
-        backbone.write_to(tmp); shutil.rmtree(tmp/'unet')
-    return atomic_dir(path, write)
-
-def _link(src:Path, dst:Path):
-    try: os.symlink(src.resolve(), dst, target_is_directory=src.is_dir())
-    except OSError: (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)   # no symlinks here: copy
-
-def load_checkpoint(ckpt,                     # a checkpoint folder, checkpoints/step_NNNNNN
-                    dtype:torch.dtype|None=None, device=None)->Backbone:
-    "The backbone of a checkpoint: the run's frozen parts with the checkpoint's UNet."
-    ck = Path(ckpt)
-    if (ck/META).exists(): return Backbone.load(ck, dtype, device)    # an earlier version's checkpoint: a whole backbone
-    frozen = ck.parent.parent/FROZEN
-    if not (frozen/META).is_file() or not (ck/'unet').is_dir():
-        raise FileNotFoundError(f"{ck} is not a loadable checkpoint: it needs {ck/'unet'} and the run's frozen parts in {frozen} (written by train_backbone)")
-    with tempfile.TemporaryDirectory() as d:
-        for p in [*frozen.iterdir(), ck/'unet']: _link(p, Path(d)/p.name)
-        return Backbone.load(d, dtype, device)
-
-# %% ../nbs/06_train.ipynb #u117
-def preset_steps()->set:
-    "Every UNet checkpoint step that a paper preset names, single-class or multi-class."
-    return {c.ckpt_step for ds, cats in DATASET_CATEGORIES.items() for cat in cats for s in ('single', 'multi')
-            for c in [preset(ds, cat, s)] if c.ckpt_step}
-
-def _format_of(file:Path):
-    try: doc = json.loads(file.read_text(encoding='utf-8'))
-    except (OSError, ValueError, RecursionError): return None
-    return doc.get('format') if isinstance(doc, dict) else None
-
-def _ours(ckpt:Path)->bool:
-    "Whether glad_nb wrote this checkpoint folder: a real folder (never a link to elsewhere) with its marker or a training state in glad_nb's format."
-    if ckpt.is_symlink(): return False
-    return _format_of(ckpt/CKPT_JSON) == _CKPT_FORMAT or _format_of(ckpt/STATE_JSON) == _STATE_FORMAT
-
-def _remove(folder:Path):
-    "Delete a folder, renamed to a hidden name first so that it disappears at once."
-    gone = folder.with_name(f".{folder.name}.del-{uuid.uuid4().hex[:8]}")
-    os.replace(folder, gone); shutil.rmtree(gone, ignore_errors=True)
-
-def prune_checkpoints(out_dir,            # the training folder
-                      keep:int=0,         # keep the newest N checkpoints (0: all)
-                      protect=(),         # steps never deleted
-                     )->list:             # the paths deleted
-    "Delete older checkpoints' training state and, with `keep` > 0, all checkpoints but the newest `keep` and `protect`ed ones."
-    root, gone = Path(out_dir)/'checkpoints', []
-    for p in root.glob('.step_*.del-*'): shutil.rmtree(p, ignore_errors=True)   # left by a crash while deleting
-    cks = list_checkpoints(out_dir)
-    if not cks or not ((cks[-1][1]/STATE_JSON).is_file() and (cks[-1][1]/STATE_TENSORS).is_file()): return gone
-    for s, p in cks[:-1]:
-        if not _ours(p) or not ((p/STATE_JSON).exists() or (p/STATE_TENSORS).exists()): continue
-        if not (p/CKPT_JSON).exists():   # an earlier version's checkpoint: mark it, so that it stays listed without a state
-            (p/CKPT_JSON).write_text(json.dumps(dict(format=_CKPT_FORMAT, step=s, ema=False)))
-        for n in (STATE_TENSORS, STATE_JSON):
-            if (p/n).exists(): (p/n).unlink(); gone.append(p/n)
-    if keep > 0:
-        stay = {s for s, _ in cks[-keep:]} | set(protect)
-        for s, p in cks:
-            if s not in stay and _ours(p): _remove(p); gone.append(p)
-    return gone
-
 # %% ../nbs/06_train.ipynb #c020
 @dataclass
 class TrainResult:
@@ -410,7 +207,7 @@ def _resume_point(out:Path, resume:bool)->tuple:
     if not ckpts: return 0, None, None
     if not resume: raise ValueError(f"{out} already holds checkpoints ({ckpts[-1][1].name}); pass resume=True or a new out_dir")
     step, ckpt = ckpts[-1]
-    if not _has_state(ckpt):
+    if not has_state(ckpt):
         raise ValueError(f"cannot resume from {ckpt}: it holds no training state ({STATE_JSON}), and glad_nb keeps one with the "
                          f"newest checkpoint only. Start the run fresh in a new out_dir (the checkpoints' UNet weights stay usable).")
     return step, ckpt, load_training_state(ckpt)   # data only: a planted or corrupt file is refused, never run
@@ -481,7 +278,7 @@ def train_backbone(backbone:Backbone,   # float32 backbone to fine-tune (its UNe
         optimizer.load_state_dict(saved['optimizer'])         # after the scheduler is built: restores the lr of this step
         if saved.get('scheduler') is not None: scheduler.load_state_dict(saved['scheduler'])
         if saved.get('scaler') is not None and acc.scaler is not None: acc.scaler.load_state_dict(saved['scaler'])
-        _set_rng_state(saved['rng'])
+        set_rng_state(saved['rng'])
     if cfg.synth_prob > 0 and textures is None: textures = TextureSource(cfg.dtd_root)
 
     log_path = out/'loss.csv'

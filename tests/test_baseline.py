@@ -73,7 +73,8 @@ def test_written_result_reads_back_rescores_reports_and_explores(setup):
 def test_the_dashboard_shows_the_bank_beside_glad(setup):
     from glad_nb.baseline import baseline_result
     from glad_nb.results import write_result
-    from glad_nb.dashboard import load_run, run_explorer
+    from glad_nb.results import load_run
+    from glad_nb.dashboard import run_explorer
     glad, tr, te, d = setup
     res = glad.evaluate(te, batch_size=3, progress=False)
     bank = baseline_result(glad, tr, te)

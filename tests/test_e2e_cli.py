@@ -70,7 +70,7 @@ def test_predict_needs_only_the_model_and_scores_do_not_depend_on_the_folder(tra
     assert len(list((tmp_path/'pb'/'overlays').glob('*.png'))) == 4
 
 def test_the_run_explorer_opens_a_test_run(trained_run, tiny_inputs):
-    from glad_nb.dashboard import load_run
+    from glad_nb.results import load_run
     assert _test(tiny_inputs, trained_run, '--preset', 'default', *SMALL) == 0
     runs = load_run(trained_run)
     assert any(k.startswith('pcb1/eval-default') for k in runs), list(runs)

@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest, torch
 from glad_nb.core import TrainConfig
 from glad_nb.backbone import PixelBackbone
-from glad_nb.train import (train_backbone, list_checkpoints, load_training_state, load_checkpoint, prune_checkpoints,
-                            STATE_JSON, STATE_TENSORS, LEGACY_STATE, CKPT_JSON, FROZEN)
+from glad_nb.train import train_backbone
+from glad_nb.checkpoints import (list_checkpoints, load_training_state, load_checkpoint, prune_checkpoints,
+                                 STATE_JSON, STATE_TENSORS, LEGACY_STATE, CKPT_JSON, FROZEN)
 
 ROOT = Path(__file__).resolve().parent.parent
 
