@@ -8,13 +8,13 @@ import argparse, os, sys, tempfile, time, traceback
 from pathlib import Path
 from . import __version__
 from .runs import RunError, finish_run
+from .data import DATASETS   # the dataset names are the readers' names
 from .options import CLIError, EXIT_CODES, POSITIVE, SEED, int_in, one_line
 
 # %% auto #0
-__all__ = ['DATASETS', 'COMMAND_NAMES', 'float_in', 'build_parser', 'main']
+__all__ = ['COMMAND_NAMES', 'float_in', 'build_parser', 'main']
 
 # %% ../nbs/13_cli.ipynb #c014
-DATASETS = ('mvtec', 'mpdd', 'visa', 'pcbbank', 'folder', 'demo')
 COMMAND_NAMES = ('demo', 'train', 'test', 'predict', 'config', 'bench')   # implemented in `glad_nb.commands` (14_commands)
 
 class _Parser(argparse.ArgumentParser):
@@ -60,7 +60,7 @@ def build_parser()->argparse.ArgumentParser:
         sp.add_argument('--config', default=None, metavar='FILE', help=f'YAML or JSON file of {what} fields (flat names), applied after {base}')
         sp.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help=f'override {what} fields after {base} and --config')
     def data_opts(sp, weights=True, what='GLADConfig'):
-        sp.add_argument('--dataset', required=True, choices=DATASETS)
+        sp.add_argument('--dataset', required=True, choices=list(DATASETS))
         sp.add_argument('--root', default=None, help='dataset root folder')
         sp.add_argument('--category', nargs='+', default=['all'], help="one or more categories, or 'all'")
         sp.add_argument('--preset', default='default', choices=['paper', 'default'], help="paper: the authors' settings (tuned on test data)")

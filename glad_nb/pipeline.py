@@ -15,13 +15,16 @@ import glad_nb
 import copy
 from fastcore.basics import patch_to
 from .core import (DEMO_PRESET, DEMO_CATEGORY, DEMO_MODEL, DEMO_TRAIN, DEMO_CATEGORY_TRAIN, DEMO_QUICK, synth_foreground,
-                          GLADConfig, TrainConfig, default_device, torch_generator, image_key, state_hash, file_sha256, versions)
+                          GLADConfig, TrainConfig, default_device, torch_generator, image_key, state_hash, file_sha256, versions,
+                          ADAPT_NO_PENALTY, ADAPT_SETTINGS)
 from .backbone import Backbone, PixelBackbone
 from .runs import atomic_json, read_json
 from .features import nn_distance, save_extractor, load_extractor, demo_extractor
 from .ads import ads_reconstruct
 from .metrics import evaluate_category
 from .train import train_backbone
+from .checkpoints import list_checkpoints
+from .adapt import adapt_dino
 from .api import Thresholds
 from .results import ScoreCache, EvalResult, concat_caches, score_cache, to_u8
 
@@ -266,7 +269,6 @@ def calibrate_tau(glad:GLAD, train_ds,   # normal images
 # %% ../nbs/11_pipeline.ipynb #c049
 def checkpoint_folder(train_dir, step:int)->Path:
     "The UNet folder of checkpoint `step` in a training folder, or FileNotFoundError saying how to get it."
-    from glad_nb.checkpoints import list_checkpoints
     found = dict(list_checkpoints(train_dir))
     if step not in found:
         have = ', '.join(str(k) for k in sorted(found)) or 'none'
@@ -305,8 +307,6 @@ def adapt_scoring_dino(glad:GLAD,          # a GLAD with a DinoExtractor for sco
                        batch_size:int=8,   # reconstruction batch
                        progress:bool=False)->GLAD:
     "Replace the scoring DINO by a copy adapted for `epochs` epochs (docs/method.md §6); ADS keeps the frozen one."
-    from glad_nb.adapt import adapt_dino
-    from glad_nb.core import ADAPT_NO_PENALTY, ADAPT_SETTINGS
     if epochs <= 0: return glad
     cfg, A = glad.cfg, ADAPT_SETTINGS
     lam = (0.0 if cfg.category in ADAPT_NO_PENALTY else A['lam']) if lam is None else lam
