@@ -15,9 +15,35 @@ from .features import FeatureExtractor, TimmExtractor, INPUT_NORMS, nn_distance
 from .backbone import load_tiny_decoder
 
 # %% auto #0
-__all__ = ['ads_extractor', 'ads_view', 'ads_map', 'ads_score', 'saff_mask', 'blend_x0', 'saff_fuse', 'x0_estimates',
-           'ads_decide', 'tau_between', 'initial_noise', 'start_latents', 'ads_step', 'ads_watch', 'ReconResult',
-           'ads_reconstruct']
+__all__ = ['ads_step', 'ads_extractor', 'ads_view', 'ads_map', 'ads_score', 'saff_mask', 'blend_x0', 'saff_fuse', 'x0_estimates',
+           'ads_decide', 'tau_between', 'initial_noise', 'start_latents', 'ads_watch', 'ReconResult', 'ads_reconstruct']
+
+# %% ../nbs/08_ads.ipynb #c030
+def ads_step(backbone,        # decodes latents (`backbone.decode`)
+             view,            # the ADS extractor (`ads_extractor`)
+             z_t:Tensor,      # (n,C,h,w) latents of the watched samples at step t
+             z0:Tensor,       # (n,C,h,w) their encoded inputs
+             eps:Tensor,      # (n,C,h,w) their noise draws
+             eps_hat:Tensor,  # (n,C,h,w) the UNet's prediction at t
+             alpha_bar_t,     # ᾱ_t
+             t:int,           # the grid step
+             cfg:GLADConfig,  # ads_layer, ads_input, ads_topk, t_min, saff
+             tau,             # τ (a 0-d tensor in the ADS dtype)
+             dtype=torch.float32, # ADS arithmetic (float16: the authors')
+             decoder=None,    # what decodes the two estimates (`.decode`; GLAD-fast `ads_decoder`); None: the backbone
+            )->dict:          # A, s, fuse, fall, done; m and z0 (the new ẑ0) for the `done` samples
+    "One ADS decision: estimates -> decode -> map -> score -> decide -> fuse."
+    z_gen, z_in = x0_estimates(z_t, z0, eps, eps_hat, alpha_bar_t)                 # the prior's and the input's x0
+    xs = (backbone if decoder is None else decoder).decode(torch.cat([z_in, z_gen])) # both in one decoder batch
+    A = ads_map(view, xs[:len(z_t)], xs[len(z_t):], cfg.ads_layer, input_norm=cfg.ads_input, dtype=dtype)
+    s = ads_score(A, cfg.ads_topk)                                                  # how far the prior drifted
+    fuse, fall = ads_decide(s, t, tau, cfg.t_min)                                   # s > τ, or below the floor
+    done, m, z_new = fuse | fall, None, None
+    if done.any():
+        m = saff_mask(A[done], z0.shape[-2:], cfg.saff, tau)   # SAFF weight of ẑ0_gen, in the map's dtype
+        m[fall[done]] = 0.                                      # the fallback takes ẑ0_in alone
+        z_new = blend_x0(z_gen[done], z_in[done], m)            # float32 by promotion
+    return dict(A=A, s=s, fuse=fuse, fall=fall, done=done, m=m, z0=z_new)
 
 # %% ../nbs/08_ads.ipynb #c007
 def ads_extractor(extractor:FeatureExtractor, # any glad_nb feature extractor
@@ -179,33 +205,6 @@ def start_latents(backbone,              # a glad_nb Backbone (its `encode`)
         if noise is None: eps.append(initial_noise(None, zi.shape, g).to(zi.device))
     z0 = torch.cat(z0s)
     return z0, (torch.cat(eps) if noise is None else initial_noise(noise, z0.shape)).to(z0.device, torch.float32)
-
-# %% ../nbs/08_ads.ipynb #c030
-def ads_step(backbone,        # decodes latents (`backbone.decode`)
-             view,            # the ADS extractor (`ads_extractor`)
-             z_t:Tensor,      # (n,C,h,w) latents of the watched samples at step t
-             z0:Tensor,       # (n,C,h,w) their encoded inputs
-             eps:Tensor,      # (n,C,h,w) their noise draws
-             eps_hat:Tensor,  # (n,C,h,w) the UNet's prediction at t
-             alpha_bar_t,     # ᾱ_t
-             t:int,           # the grid step
-             cfg:GLADConfig,  # ads_layer, ads_input, ads_topk, t_min, saff
-             tau,             # τ (a 0-d tensor in the ADS dtype)
-             dtype=torch.float32, # ADS arithmetic (float16: the authors')
-             decoder=None,    # what decodes the two estimates (`.decode`; GLAD-fast `ads_decoder`); None: the backbone
-            )->dict:          # A, s, fuse, fall, done; m and z0 (the new ẑ0) for the `done` samples
-    "One ADS decision: estimates -> decode -> map -> score -> decide -> fuse."
-    z_gen, z_in = x0_estimates(z_t, z0, eps, eps_hat, alpha_bar_t)                 # the prior's and the input's x0
-    xs = (backbone if decoder is None else decoder).decode(torch.cat([z_in, z_gen])) # both in one decoder batch
-    A = ads_map(view, xs[:len(z_t)], xs[len(z_t):], cfg.ads_layer, input_norm=cfg.ads_input, dtype=dtype)
-    s = ads_score(A, cfg.ads_topk)                                                  # how far the prior drifted
-    fuse, fall = ads_decide(s, t, tau, cfg.t_min)                                   # s > τ, or below the floor
-    done, m, z_new = fuse | fall, None, None
-    if done.any():
-        m = saff_mask(A[done], z0.shape[-2:], cfg.saff, tau)   # SAFF weight of ẑ0_gen, in the map's dtype
-        m[fall[done]] = 0.                                      # the fallback takes ẑ0_in alone
-        z_new = blend_x0(z_gen[done], z_in[done], m)            # float32 by promotion
-    return dict(A=A, s=s, fuse=fuse, fall=fall, done=done, m=m, z0=z_new)
 
 # %% ../nbs/08_ads.ipynb #f001
 def ads_watch(grid,       # (K,) descending timestep grid
