@@ -1,7 +1,6 @@
 "The shape of the package (docs/method.md section 12): imports point down, no circle, no private name crosses a module, GLAD lives in one place."
 import ast, json, subprocess, sys
 from pathlib import Path
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT/'glad_nb'
