@@ -13,9 +13,9 @@ from .data import list_images
 from .demo import make_demo_dataset
 from .backbone import check_sd_folder
 from .checkpoints import list_checkpoints
-from .runs import (RunError, open_run, read_run, settings_diff, process_rank, process_device, process_slice, part_file,
+from .runs import (RunError, open_run, read_run, settings_diff, describe_diff, process_rank, process_device, process_slice, part_file,
                           wait_for_all, atomic_json, read_json)
-from .results import ScoreCache, concat_caches, write_result, read_result, result_done
+from .results import ScoreCache, concat_caches, write_protocol, write_result, read_result, result_done
 from .api import TooFewToHoldOut, predict_rows, overlay_names, SCORE_COLUMNS
 from .pipeline import GLAD, MODEL_JSON, demo_glad, calibrate_tau, checkpoint_folder, use_checkpoint, adapt_scoring_dino
 from .experiments import evaluate_into, run_demo_categories, cpu_cores, time_reconstruction
@@ -191,7 +191,7 @@ def cmd_train(args)->int:
                                  progress=not args.no_progress, num_workers=args.num_workers)
         if process_rank()[0] == 0:   # under `accelerate launch` only one process writes
             glad.save(out/unit/'model')
-            atomic_json(out/unit/'protocol.json', dict(command='train', backbone=args.backbone, config=glad.cfg.to_dict(), train_config=tcfg.to_dict(),
+            write_protocol(out/unit, dict(command='train', backbone=args.backbone, config=glad.cfg.to_dict(), train_config=tcfg.to_dict(),
                                                        config_file=args.config and str(Path(args.config).resolve()), overrides=sets, **rec))
         _say(f"[{unit}] model: {out/unit/'model'}")
     return 0
@@ -283,7 +283,7 @@ def cmd_test(args)->int:
     mine = dict(dataset=args.dataset, root=str(root.resolve()), seed=args.seed)
     if run is not None and run.get('settings') and not args.overwrite:
         diff = settings_diff(run['settings'], mine, data_keys)
-        if diff: raise RunError(f"--out {out} holds a {run.get('kind')} run of other data (" + '; '.join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+        if diff: raise RunError(f"--out {out} holds a {run.get('kind')} run of other data (" + describe_diff(diff)
                                 + "): choose another --out")
     settings = dict(**mine, categories=cats, preset=args.preset, setting=args.setting, ckpt_step=args.ckpt_step, sets=sets,
                     precision=args.precision, weights=args.weights and str(Path(args.weights).resolve()),

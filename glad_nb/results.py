@@ -15,8 +15,8 @@ from .runs import atomic_json, atomic_csv, read_json
 from .score import maps_from_distances, image_score
 
 # %% auto #0
-__all__ = ['to_u8', 'from_u8', 'ScoreCache', 'concat_caches', 'score_cache', 'EvalResult', 'write_result', 'result_done',
-           'read_result', 'RunCategory', 'default_scoring', 'load_run']
+__all__ = ['to_u8', 'from_u8', 'ScoreCache', 'concat_caches', 'score_cache', 'EvalResult', 'write_protocol', 'write_result',
+           'result_done', 'read_result', 'RunCategory', 'default_scoring', 'load_run']
 
 # %% ../nbs/09b_results.ipynb #c008
 _CACHE_TENSORS = ('images', 'recons', 'masks', 'labels', 'steps', 'ads_scores', 'fusion', 'fused')
@@ -138,11 +138,15 @@ class EvalResult:
         return self.protocol.get('method', 'glad')
 
 # %% ../nbs/09b_results.ipynb #c054
+def write_protocol(folder, protocol:dict)->Path:
+    "protocol.json of a result or a training unit: how its numbers or its model were made (the one writer of the file)."
+    return atomic_json(Path(folder)/'protocol.json', protocol)
+
 def write_result(res:EvalResult, folder)->Path:
     "Write one category's results into `folder` (atomically, file by file)."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     atomic_json(folder/'config.json', res.protocol['config'])
-    atomic_json(folder/'protocol.json', res.protocol)
+    write_protocol(folder, res.protocol)
     for name, df in (('per_image.csv', res.per_image), ('metrics.csv', res.table())):
         atomic_csv(df, folder/name, index=name == 'metrics.csv')
     res.cache.save(folder/'cache.safetensors')

@@ -10,8 +10,8 @@ import glad_nb
 
 # %% auto #0
 __all__ = ['RUN_JSON', 'RUN_FORMAT', 'RunError', 'atomic_json', 'atomic_csv', 'atomic_npy', 'read_json', 'read_run',
-           'check_inputs_outside', 'settings_diff', 'process_rank', 'wait_for_all', 'open_run', 'finish_run',
-           'process_device', 'contiguous_slices', 'process_slice', 'part_file']
+           'check_inputs_outside', 'settings_diff', 'describe_diff', 'process_rank', 'wait_for_all', 'open_run',
+           'finish_run', 'process_device', 'contiguous_slices', 'process_slice', 'part_file']
 
 # %% ../nbs/11b_runs.ipynb #c005
 RUN_JSON = 'run.json'
@@ -80,7 +80,8 @@ def settings_diff(old:dict, new:dict, keys)->dict:
     "The keys whose values differ: key -> (recorded, requested)."
     return {k:(old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)}
 
-def _describe(diff:dict)->str:
+def describe_diff(diff:dict)->str:
+    "A `settings_diff` in words: `key: old there, new now; ...`."
     return '; '.join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
 
 # %% ../nbs/11b_runs.ipynb #s001
@@ -108,10 +109,10 @@ def _open_run_here(out, kind:str, settings:dict, compare:tuple, overwrite:bool=F
                 if (out/p).exists(): shutil.rmtree(out/p) if (out/p).is_dir() else (out/p).unlink()
             recorded, diff = None, {}
     elif diff and not resume:
-        raise RunError(f"--out {out} already holds a different {run.get('kind')} run ({_describe(diff)}): "
+        raise RunError(f"--out {out} already holds a different {run.get('kind')} run ({describe_diff(diff)}): "
                        "pass --resume to continue it with its recorded settings, --overwrite to replace it, or choose another --out")
     elif diff:
-        print(f"glad-nb: resuming the run in {out} with its recorded settings ({_describe(diff)})", file=sys.stderr)
+        print(f"glad-nb: resuming the run in {out} with its recorded settings ({describe_diff(diff)})", file=sys.stderr)
         settings = {**settings, **{k:recorded.get(k) for k in diff}}
     try: out.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise RunError(f"--out {out} cannot be created: {e.strerror or e}", 2) from None
