@@ -4,10 +4,10 @@
 
 # %% ../nbs/13_cli.ipynb #c002
 from __future__ import annotations
-import argparse, os, sys, tempfile, time, traceback
+import argparse, math, os, signal, sys, tempfile, time, traceback
 from pathlib import Path
-from . import __version__
-from .runs import RunError, finish_run
+from . import __version__, Terminated, on_sigterm
+from .runs import RunError, finish_run, unlock_run
 from .data import DATASETS   # the dataset names are the readers' names
 from .options import CLIError, EXIT_CODES, POSITIVE, SEED, int_in, one_line
 
@@ -24,11 +24,11 @@ class _Parser(argparse.ArgumentParser):
 def _exit_codes()->str: return 'exit codes: ' + '; '.join(f"{k} {v}" for k, v in EXIT_CODES.items())
 
 def float_in(lo:float, hi:float|None=None, open_lo:bool=False):
-    "An argparse type: a float in [lo, hi] (or (lo, hi] with `open_lo`)."
+    "An argparse type: a finite float in [lo, hi] (or (lo, hi] with `open_lo`)."
     def parse(s):
         try: v = float(s)
         except (TypeError, ValueError): raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
-        if not (v > lo if open_lo else v >= lo) or (hi is not None and v > hi) or v != v:
+        if not (v > lo if open_lo else v >= lo) or (hi is not None and v > hi) or not math.isfinite(v):
             raise argparse.ArgumentTypeError(f"{s} is out of range: expected a number {'>' if open_lo else '>='} {lo}" + (f" and <= {hi}" if hi is not None else ''))
         return v
     parse.__name__ = 'number'
@@ -47,8 +47,8 @@ def build_parser()->argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, epilog=f"{_exit_codes()}\n\nexample:\n  {example}", formatter_class=fmt)
     def run_opts(sp, out_default, seed=True):
         sp.add_argument('--out', default=out_default, help='run folder (default: %(default)s)')
-        sp.add_argument('--overwrite', action='store_true', help='start afresh: replace the glad_nb run in --out (never other files)')
-        sp.add_argument('--resume', action='store_true', help='continue the run in --out with its recorded settings')
+        sp.add_argument('--overwrite', action='store_true', help="start afresh: delete glad_nb's files in --out (other files and the command's inputs stay)")
+        sp.add_argument('--resume', action='store_true', help='continue the run in --out; refused when it holds none or when settings differ from those recorded')
         if seed: sp.add_argument('--seed', type=SEED, default=0, help='seed of training and of every noise draw')
     def device_opts(sp, precision=True):
         sp.add_argument('--device', default='auto', help='cuda, cuda:1, mps, cpu or auto (default)')
@@ -57,8 +57,8 @@ def build_parser()->argparse.ArgumentParser:
         sp.add_argument('--no-progress', action='store_true', help='no progress bars')
         sp.add_argument('--debug', action='store_true', help='show full tracebacks (also GLAD_NB_DEBUG=1)')
     def settings_opts(sp, what, base='the preset'):
-        sp.add_argument('--config', default=None, metavar='FILE', help=f'YAML or JSON file of {what} fields (flat names), applied after {base}')
-        sp.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help=f'override {what} fields after {base} and --config')
+        sp.add_argument('--config', action='append', default=[], metavar='FILE', help=f'YAML or JSON file of {what} fields (flat names), applied after {base}; several are applied in order')
+        sp.add_argument('--set', nargs='+', action='extend', default=[], metavar='KEY=VALUE', help=f'override {what} fields after {base} and --config; repeated, later wins')
     def data_opts(sp, weights=True, what='GLADConfig'):
         sp.add_argument('--dataset', required=True, choices=list(DATASETS))
         sp.add_argument('--root', default=None, help='dataset root folder')
@@ -100,6 +100,7 @@ def build_parser()->argparse.ArgumentParser:
     pr.add_argument('--model', required=True, help='a trained model folder (<run>/<category>/model)')
     pr.add_argument('--images', required=True, help='folder of images to score')
     pr.add_argument('--skip-bad', action='store_true', help='exit 0 even if unreadable images were skipped')
+    pr.add_argument('--recalibrate', default=None, metavar='FOLDER', help="normal images to calibrate the thresholds anew: needed when --set/--config change the model's scores")
     settings_opts(pr, 'GLADConfig', "the model's own settings")
     c = cmd('config', "print the resolved settings (preset, then --config, then --set) in the format --config reads",
             'glad-nb config --dataset mvtec --category carpet --set tau=0.3 > carpet.yaml')
@@ -134,24 +135,19 @@ def _log_traceback(out)->Path:
     return Path('(unwritable)')
 
 # %% ../nbs/13_cli.ipynb #s003
-def main(argv=None)->int:
-    "Entry point of the `glad-nb` console script."
-    argv = sys.argv[1:] if argv is None else list(argv)
-    debug = '--debug' in argv or os.environ.get('GLAD_NB_DEBUG', '') not in ('', '0')
-    prog = 'glad-nb' + (f" {argv[0]}" if argv and argv[0] in COMMAND_NAMES else '')
-    try: args = build_parser().parse_args(argv)
-    except SystemExit as e: return e.code if isinstance(e.code, int) else 0     # --help
-    except CLIError as e: print(f"{prog}: error: {e}", file=sys.stderr); return e.code
-    args._run, prog = None, f"glad-nb {args.command}"
+def _run_command(args, prog:str, debug:bool)->int:
+    "Run the parsed command; every outcome becomes one line on stderr and an exit code."
     def ended(status, code):
         if args._run is not None:
             try: finish_run(args._run, status, exit_code=code)
             except Exception: pass
         return code
-    from glad_nb.commands import COMMANDS   # imported once a command runs: it pulls in diffusers and timm (seconds), --help stays instant
-    try: return ended('done', COMMANDS[args.command](args))
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; {_resume_hint(args._run)}", file=sys.stderr); return ended('interrupted', 130)
+    try:
+        from glad_nb.commands import COMMANDS   # imported once a command runs: it pulls in diffusers and timm (seconds), --help stays instant
+        return ended('done', COMMANDS[args.command](args))
+    except KeyboardInterrupt as e:   # Ctrl-C, or SIGTERM (`Terminated`)
+        what, code = ('terminated (SIGTERM)', 143) if isinstance(e, Terminated) else ('interrupted', 130)
+        print(f"{prog}: {what}; {_resume_hint(args._run)}", file=sys.stderr); return ended('interrupted', code)
     except (CLIError, RunError) as e:
         if debug: raise
         print(f"{prog}: error: {e}", file=sys.stderr); return ended('failed', e.code)
@@ -160,6 +156,23 @@ def main(argv=None)->int:
         log = _log_traceback(args._run)
         print(f"{prog}: unexpected error: {type(e).__name__}: {one_line(e)} (traceback in {log}; --debug shows it here)", file=sys.stderr)
         return ended('failed', 1)
+    finally: unlock_run()   # every run folder this process locked, whatever happened
+
+def main(argv=None)->int:
+    "Entry point of the `glad-nb` console script."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = '--debug' in argv or os.environ.get('GLAD_NB_DEBUG', '') not in ('', '0')
+    prog = 'glad-nb' + (f" {argv[0]}" if argv and argv[0] in COMMAND_NAMES else '')
+    try: args = build_parser().parse_args(argv)
+    except SystemExit as e: return e.code if isinstance(e.code, int) else 0     # --help
+    except CLIError as e: print(f"{prog}: error: {e}", file=sys.stderr); return e.code
+    args._run = None
+    import threading   # SIGTERM ends a command as Ctrl-C does (only the main thread may set a handler)
+    main_thread = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
+    try: return _run_command(args, f"glad-nb {args.command}", debug)
+    finally:
+        if main_thread: signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
 
 # %% ../nbs/13_cli.ipynb #c020
 if __name__ == '__main__' and '__file__' in globals():   # python -m glad_nb.cli: run the imported module's main

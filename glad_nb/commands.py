@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_commands.ipynb #c002
 from __future__ import annotations
-import dataclasses, hashlib, json, os, time, warnings
+import dataclasses, json, os, time, warnings
 from pathlib import Path
 import pandas as pd
 import torch
@@ -14,18 +14,19 @@ from .demo import make_demo_dataset
 from .backbone import check_sd_folder
 from .checkpoints import list_checkpoints
 from .runs import (RunError, open_run, read_run, settings_diff, describe_diff, process_rank, process_device, process_slice, part_file,
-                          wait_for_all, atomic_json, read_json)
-from .results import ScoreCache, concat_caches, write_protocol, write_result, read_result, result_done
+                          wait_for_all, atomic_json, atomic_csv, read_json)
+from .results import ScoreCache, concat_caches, write_protocol, write_result, read_result, result_done, eval_name
 from .api import TooFewToHoldOut, predict_rows, overlay_names, SCORE_COLUMNS
 from .pipeline import GLAD, MODEL_JSON, demo_glad, calibrate_tau, checkpoint_folder, use_checkpoint, adapt_scoring_dino
 from .experiments import evaluate_into, run_demo_categories, cpu_cores, time_reconstruction
 from .report import write_summary
 from .options import (CLIError, failing_as, check_device, check_precision, apply_sets, command_settings, format_settings,
-                             setting_fields, check_path, resolve_categories, checked_dataset, checked_val_dataset)
+                             setting_fields, check_path, resolve_categories, checked_dataset, checked_val_dataset, unchanged_inputs,
+                             checked_recalibration)
 
 # %% auto #0
-__all__ = ['COMMANDS', 'pixel_config', 'config_for', 'eval_name', 'cmd_demo', 'train_configs', 'cmd_train', 'cmd_test',
-           'cmd_predict', 'cmd_config', 'cmd_bench']
+__all__ = ['COMMANDS', 'pixel_config', 'config_for', 'cmd_demo', 'train_configs', 'cmd_train', 'cmd_test', 'cmd_predict',
+           'cmd_config', 'cmd_bench']
 
 # %% ../nbs/14_commands.ipynb #c005
 def pixel_config(dataset:str, category:str, seed:int, sets:dict|None=None)->GLADConfig:
@@ -47,12 +48,6 @@ def config_for(dataset:str, category:str, preset_name:str, seed:int, setting:str
 
 
 # %% ../nbs/14_commands.ipynb #c010
-def eval_name(preset_name:str, setting:str='single', ckpt_step:int|None=None, sets:dict|None=None)->str:
-    "The folder name of one evaluation: eval-<preset>[-multi][-ckpt<N>][-<hash of the overrides>]."
-    name = f"eval-{preset_name}" + ('-multi' if setting == 'multi' else '') + (f"-ckpt{ckpt_step}" if ckpt_step else '')
-    if sets: name += '-' + hashlib.sha256(json.dumps(sets, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return name
-
 def _units(dataset:str, cats:list, setting:str)->list:
     "(unit, categories): one model per category, or one 'multi' model for all of them."
     return [('multi', cats)] if setting == 'multi' else [(c or 'folder', [c]) for c in cats]
@@ -124,7 +119,7 @@ def _train_settings(args, root, cats, sets)->dict:
     res = lambda p: p and str(Path(p).resolve())
     return dict(dataset=args.dataset, root=str(Path(root).resolve()), categories=cats, preset=args.preset, setting=args.setting,
                 backbone=args.backbone, weights=res(args.weights), dino=res(args.dino), seed=args.seed, precision=args.precision,
-                sets={k:v for k, v in sets.items() if k not in _UNCOMPARED}, config_file=res(args.config),
+                sets={k:v for k, v in sets.items() if k not in _UNCOMPARED}, config_file=[res(c) for c in args.config],
                 **{k:sets.get(k) for k in _UNCOMPARED}, threshold_quantile=args.threshold_quantile, val=res(args.val),
                 num_workers=args.num_workers, device=args.device)
 
@@ -177,22 +172,25 @@ def cmd_train(args)->int:
         sd = lambda cfg: GLAD.from_pretrained(weights, dino, cfg, device=device, dtype=torch.float32)
         with failing_as(3, f'--weights {weights} / --dino {dino}'): first = sd(plan[0][1])   # corrupt weights stop the command before the folder is claimed
     out, _ = open_run(args.out, 'train', _train_settings(args, root, cats, sets), _TRAIN_COMPARED, args.overwrite, args.resume,
-                      inputs={'--root': root, '--weights': weights, '--dino': dino, '--val': args.val, '--dtd': sets.get('dtd_root')})
+                      inputs={'--root': root, '--weights': weights, '--dino': dino, '--val': args.val, '--dtd': sets.get('dtd_root')},
+                      protect={f'--config {c}': c for c in args.config})
     args._run = out
     for unit, cfg, tcfg, tr in plan:
         done = list_checkpoints(out/unit/'train')
+        unchanged_inputs(out/unit/'train', tr, f"[{unit}] the training images", reused=bool(done))
         if (out/unit/'model'/MODEL_JSON).exists() and done and done[-1][0] >= tcfg.steps:
             _say(f"[{unit}] already trained ({done[-1][0]} steps): {out/unit/'model'}"); continue
         if pixel: glad = GLAD.pixel(config=cfg, seed=args.seed, device=device)
         else: glad, first = first or sd(cfg), None
         glad.cfg = cfg
+        if tcfg.batch_size > len(tr): tcfg = tcfg.replace(batch_size=len(tr)); _say(f"[{unit}] batch size {tcfg.batch_size}: there are only {len(tr)} images")
         _say(f"[{unit}] ATP training ({args.backbone}): {tcfg.steps} steps, batch {tcfg.batch_size}, lr {tcfg.lr:g}, {len(tr)} normal images")
         rec = _fit_and_calibrate(glad, tr, tcfg, out/unit, pixel and 'tau' not in sets and glad.cfg.tau > 0, val_ds, args.threshold_quantile,
                                  progress=not args.no_progress, num_workers=args.num_workers)
         if process_rank()[0] == 0:   # under `accelerate launch` only one process writes
             glad.save(out/unit/'model')
             write_protocol(out/unit, dict(command='train', backbone=args.backbone, config=glad.cfg.to_dict(), train_config=tcfg.to_dict(),
-                                                       config_file=args.config and str(Path(args.config).resolve()), overrides=sets, **rec))
+                                                       config_file=[str(Path(c).resolve()) for c in args.config], overrides=sets, **rec))
         _say(f"[{unit}] model: {out/unit/'model'}")
     return 0
 
@@ -217,7 +215,7 @@ def _test_plan(args, root, cats, sets, out:Path)->list:
                 with failing_as(3, f'model {model}'): base = GLADConfig.from_dict(read_json(model/'config.json', 'model config'))
                 cfg = apply_sets(base.replace(dataset=args.dataset, category=c, seed=args.seed), sets)
             else: cfg = config_for(args.dataset, c, args.preset, args.seed, args.setting, sets)
-            ck = args.ckpt_step or (cfg.ckpt_step if args.preset == 'paper' else None)
+            ck = cfg.ckpt_step if 'ckpt_step' in sets or args.preset == 'paper' else None   # --ckpt-step is --set ckpt_step
             if ck:
                 if model is None: raise CLIError(f"checkpoint step {ck} needs a trained run in {out/unit} (glad-nb train ... --out {out})", 3)
                 with failing_as(3): checkpoint_folder(out/unit/'train', ck)
@@ -264,9 +262,6 @@ def _evaluate_split(glad, test_ds, folder:Path, batch_size:int, progress:bool):
     wait_for_all()   # the result is written before any process looks at the next category
     return res
 
-def _has_result(folder:Path)->bool|None:
-    "True where `_cached_result` would find a finished evaluation, else None (the other processes need not read it)."
-    return True if (folder/'metrics.csv').exists() and (folder/'cache.safetensors').exists() else None
 
 # %% ../nbs/14_commands.ipynb #s007
 def cmd_test(args)->int:
@@ -277,7 +272,7 @@ def cmd_test(args)->int:
     data = {c:(checked_dataset(args.dataset, root, c, 'test', image_size=cfg.image_size, mask_binarize=cfg.mask_binarize),
                checked_dataset(args.dataset, root, c, 'train', image_size=cfg.image_size) if cfg.dino_epoch > 0 else None)
             for c, _, cfg, _, _ in plan}
-    name = eval_name(args.preset, args.setting, args.ckpt_step, sets)
+    name = eval_name(args.preset, args.setting, sets)
     run = read_run(out)
     data_keys = ('dataset', 'root', 'seed')
     mine = dict(dataset=args.dataset, root=str(root.resolve()), seed=args.seed)
@@ -285,16 +280,18 @@ def cmd_test(args)->int:
         diff = settings_diff(run['settings'], mine, data_keys)
         if diff: raise RunError(f"--out {out} holds a {run.get('kind')} run of other data (" + describe_diff(diff)
                                 + "): choose another --out")
-    settings = dict(**mine, categories=cats, preset=args.preset, setting=args.setting, ckpt_step=args.ckpt_step, sets=sets,
+    settings = dict(**mine, categories=cats, preset=args.preset, setting=args.setting, ckpt_step=sets.get('ckpt_step'), sets=sets,
                     precision=args.precision, weights=args.weights and str(Path(args.weights).resolve()),
                     dino=args.dino and str(Path(args.dino).resolve()), batch_size=args.batch_size, device=args.device)
     inputs = {'--root': root, '--weights': args.weights, '--dino': args.dino}
     out, s = open_run(out, 'test', settings, data_keys + ('preset', 'setting', 'ckpt_step', 'sets', 'precision', 'weights', 'dino'),
-                      args.overwrite, args.resume, inputs=inputs, scope=[name] + [f"{c or 'folder'}/{name}" for c in cats], section=name)
+                      args.overwrite, args.resume, inputs=inputs, scope=[name] + [f"{c or 'folder'}/{name}" for c in cats], section=name,
+                      protect={f'--config {c}': c for c in args.config})
     args._run = out
     results, models, is_main = {}, {}, process_rank()[0] == 0
     for c, unit, cfg, ck, model in plan:
         folder = out/(c or 'folder')/name
+        if is_main: unchanged_inputs(folder, data[c][0], f"[{c or 'folder'}] the test images", reused=result_done(folder))
         res = _cached_result(folder, c) if is_main else (True if result_done(folder) else None)
         if res is None:
             key = unit if args.setting == 'multi' and cfg.dino_epoch == 0 else c     # the multi model is loaded once
@@ -330,21 +327,24 @@ def cmd_predict(args)->int:
     files = list_images(imgs)
     if not files: raise CLIError(f"--images {imgs} holds no images (expected .png/.jpg/.bmp/.tif files)")
     with failing_as(3, f'--model {model}'): glad = GLAD.load(model, device=device)
-    glad.cfg = apply_sets(glad.cfg, sets)
+    new_cfg, th = apply_sets(glad.cfg, sets), glad.thresholds
+    recal, recal_files = checked_recalibration(glad.cfg, new_cfg, th, args.recalibrate, model)
+    glad.cfg = new_cfg
     marker = json.loads((model/MODEL_JSON).read_text())
     settings = dict(model=str(model.resolve()), model_saved=marker.get('saved'), images=str(imgs.resolve()), precision=args.precision,
-                    sets=sets, batch_size=args.batch_size, device=args.device)
-    out, _ = open_run(args.out, 'predict', settings, ('model', 'model_saved', 'images', 'precision', 'sets'), args.overwrite, args.resume,
-                      inputs={'--images': imgs, '--model': model})
+                    sets=sets, recalibrate=recal and str(recal.resolve()), batch_size=args.batch_size, device=args.device)
+    out, _ = open_run(args.out, 'predict', settings, ('model', 'model_saved', 'images', 'precision', 'sets', 'recalibrate'), args.overwrite,
+                      args.resume, inputs={'--images': imgs, '--model': model, '--recalibrate': recal or None}, protect={f'--config {c}': c for c in args.config})
     args._run = out
     for m in {id(m):m for m in (glad.backbone, glad.extractor, glad.ads_extractor)}.values(): m.to(dtype)
-    th, is_main = glad.thresholds, process_rank()[0] == 0
+    if recal: th = glad.calibrate(recal_files, quantile=th.quantile or 1.0, batch_size=args.batch_size or 8); _say(f"thresholds calibrated anew on {len(recal_files)} images in {recal}")
+    is_main = process_rank()[0] == 0
     if th is None and is_main: warnings.warn(f"{model} has no thresholds: no labels, normalised scores or masks, and overlays use each image's own range")
     rows = _predict_split(glad, files, overlay_names(files), out, args.batch_size or 8)
     if not is_main: return 0   # the main process writes scores.csv and reports
     order = {str(f):k for k, f in enumerate(files)}
     df = pd.DataFrame(sorted(rows, key=lambda r: order[r['path']]), columns=SCORE_COLUMNS).astype({'label': 'Int64'})
-    tmp = out/'.scores.csv.tmp'; df.to_csv(tmp, index=False); tmp.replace(out/'scores.csv')
+    atomic_csv(df, out/'scores.csv', index=False)
     for p in out.glob('.scores-part*of*.json'): p.unlink()   # merged: scores.csv holds them now
     skipped = [Path(r['path']) for r in rows if r['status'] != 'ok']
     flagged = f", {int((df.label == 1).sum())} anomalous" if th is not None else ''
@@ -366,7 +366,7 @@ def cmd_config(args)->int:
     cfg, tcfg = train_configs(args, 'multi' if args.setting == 'multi' else args.category, [args.category], sets)
     own = {f.name for f in dataclasses.fields(GLADConfig)}
     values = {k:getattr(cfg if k in own else tcfg, k) for k in setting_fields(classes)}
-    tau_left_out = args.backbone == 'pixel' and cfg.tau > 0   # the recipe's ADS is on: train calibrates τ unless a file or --set fixes it
+    tau_left_out = args.backbone == 'pixel' and cfg.tau > 0 and 'tau' not in sets   # the recipe's ADS is on: train calibrates τ unless a file or --set fixes it
     if tau_left_out: del values['tau']
     head = (f"glad-nb {'train' if args.train else 'test/predict'} settings: --dataset {args.dataset} --category {args.category} "
             f"--preset {args.preset} --setting {args.setting} --backbone {args.backbone} --seed {args.seed}\n"

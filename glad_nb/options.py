@@ -4,24 +4,26 @@
 
 # %% ../nbs/13a_options.ipynb #e71831dd
 from __future__ import annotations
-import argparse, dataclasses, difflib, json
+import argparse, dataclasses, difflib, json, math
 from contextlib import contextmanager
 from pathlib import Path
 import torch
 from .core import default_device, default_dtype
-from .runs import RunError
+from .runs import RunError, input_fingerprint, inputs_changed, record_inputs
 from .core import DEMO_CATEGORIES
-from .data import list_categories, get_dataset, check_readable
+from .data import list_categories, get_dataset, check_readable, list_images
 
 # %% auto #0
 __all__ = ['EXIT_CODES', 'POSITIVE', 'SEED', 'CLIError', 'one_line', 'failing_as', 'int_in', 'devices_found', 'check_device',
            'check_precision', 'setting_fields', 'parse_sets', 'apply_sets', 'read_config', 'command_settings',
-           'format_settings', 'resolve_categories', 'check_path', 'checked_dataset', 'checked_val_dataset']
+           'format_settings', 'check_category_name', 'resolve_categories', 'check_path', 'checked_dataset',
+           'checked_val_dataset', 'dataset_files', 'unchanged_inputs', 'stale_thresholds', 'checked_recalibration']
 
 # %% ../nbs/13a_options.ipynb #c005
 EXIT_CODES = {0:'done', 1:'unexpected error (one line; the traceback is written to a file, --debug shows it)',
               2:'usage, or bad input data or --out folder', 3:'missing or corrupt weights, model or checkpoint',
-              4:'run-folder conflict (the folder holds another run or other files)', 130:'interrupted (Ctrl-C)'}
+              4:'run-folder conflict (another run or other files there, a changed input, or another glad-nb process using it)',
+              130:'interrupted (Ctrl-C)', 143:'terminated (SIGTERM)'}
 
 class CLIError(Exception):
     "An error the CLI reports as one line and an exit code."
@@ -100,6 +102,11 @@ def _check_key(k:str, fields:dict, where:str):
         raise CLIError(f"{where} {k}: not a setting of this command" + (f"; did you mean {close[0]}?" if close else '')
                        + f" (settings: {', '.join(sorted(fields))})")
 
+def _finite(v:float)->float:
+    "`v`, or a ValueError when it is inf or NaN (no setting is meant to be either)."
+    if not math.isfinite(v): raise ValueError(f"{v} is not a finite number")
+    return v
+
 def _parse_value(key:str, text:str, typ:str, where:str='--set'):
     t = typ.replace(' ', '')
     if text.lower() in ('none', 'null') and 'None' in t: return None
@@ -109,10 +116,10 @@ def _parse_value(key:str, text:str, typ:str, where:str='--set'):
             if text.lower() in ('false', '0', 'no', 'off'): return False
             raise ValueError
         if t.startswith('int'): return int(text)
-        if t.startswith('float'): return float(text)
-        if t.startswith('tuple'): return tuple(float(v) if '.' in v or 'e' in v.lower() else int(v) for v in text.strip('()[] ').split(',') if v.strip())
+        if t.startswith('float'): return _finite(float(text))
+        if t.startswith('tuple'): return tuple(_finite(float(v)) if '.' in v or 'e' in v.lower() or 'n' in v.lower() else int(v) for v in text.strip('()[] ').split(',') if v.strip())
         return text
-    except ValueError: raise CLIError(f"{where} {key}={text}: expected a value of type {typ}") from None
+    except ValueError: raise CLIError(f"{where} {key}={text}: expected a finite value of type {typ}") from None
 
 def parse_sets(items:list,     # ['KEY=VALUE', ...]
                classes:tuple,  # config dataclasses whose fields the command accepts
@@ -141,6 +148,8 @@ def _typed(key:str, v, typ:str, where:str):
           or (t.startswith(('int', 'float')) and isinstance(v, (int, float)) and not isinstance(v, bool) and (t.startswith('float') or float(v).is_integer()))
           or (t.startswith('tuple') and isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)))
     if not ok: raise CLIError(f"{where} {key}: {v!r} is not a value of type {typ}")
+    if isinstance(v, float) and not math.isfinite(v) or isinstance(v, (list, tuple)) and not all(math.isfinite(x) for x in v):
+        raise CLIError(f"{where} {key}: {v!r} is not finite: expected a finite value of type {typ}")
     if v is None or isinstance(v, bool): return v
     return tuple(v) if t.startswith('tuple') else int(v) if t.startswith('int') else float(v)
 
@@ -166,14 +175,14 @@ def read_config(path,          # a .yaml/.yml or .json file: a flat mapping of f
 # %% ../nbs/13a_options.ipynb #h005
 _SHORTHANDS = {'lr':('lr', '--lr'), 'grad_accum':('grad_accum', '--grad-accum'), 'dtd':('dtd_root', '--dtd'),
                'keep_checkpoints':('keep_checkpoints', '--keep-checkpoints'), 'steps':('steps', '--steps'),
-               'batch_size':('batch_size', '--batch-size')}   # args attribute -> (field, flag)
+               'batch_size':('batch_size', '--batch-size'), 'ckpt_step':('ckpt_step', '--ckpt-step')}   # args attribute -> (field, flag)
 
 def command_settings(args,        # parsed arguments (config, set and shorthand flags where the command has them)
                      classes:tuple, # config dataclasses whose fields the command accepts
                     )->dict:
-    "A command's overrides: its --config file, then --set, then the flags that are shorthands for a field."
-    fields = setting_fields(classes)
-    out = read_config(args.config, classes) if getattr(args, 'config', None) else {}
+    "A command's overrides: its --config files in order, then --set (given several times, in order), then the flags that are shorthands for a field; later wins."
+    fields, out, cfgs = setting_fields(classes), {}, getattr(args, 'config', None) or []
+    for c in ([cfgs] if isinstance(cfgs, (str, Path)) else cfgs): out.update(read_config(c, classes))
     sets = parse_sets(getattr(args, 'set', None), classes)
     for a, (k, flag) in _SHORTHANDS.items():
         v = getattr(args, a, None)
@@ -192,9 +201,22 @@ def format_settings(settings:dict, # field -> value
     return head + yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, allow_unicode=True)
 
 # %% ../nbs/13a_options.ipynb #6b6dc44c
+def check_category_name(category:str, root=None)->str:
+    "A category is a name, never a path: one folder name (a sub-folder of `root` when given), else a CLIError."
+    c = str(category)
+    if not c or c in ('.', '..') or any(s in c for s in ('/', '\\', '\0')) or Path(c).is_absolute():
+        raise CLIError(f"--category {c!r} is not a category name: expected the name of one sub-folder of --root, not a path")
+    if root is not None and not (Path(root)/c).is_dir():
+        found = sorted(p.name for p in Path(root).iterdir() if p.is_dir()) if Path(root).is_dir() else []
+        raise CLIError(f"--category {c}: no folder {Path(root)/c}; sub-folders of --root: {found[:10]}")
+    return c
+
 def resolve_categories(dataset:str, root, categories:list)->list:
     "The categories to run: `all` expands to what the dataset has (on disk where it can be listed)."
-    if dataset == 'folder': return list(categories) if categories != ['all'] else ['']
+    if dataset == 'folder':
+        if categories in (['all'], [], None): return ['']
+        for c in categories: check_category_name(c, root)
+        return list(categories)
     with failing_as(2, '--root'): known = list(DEMO_CATEGORIES) if dataset == 'demo' else list_categories(dataset, root)
     if categories in (['all'], [], None):
         if not known: raise CLIError(f"--root {root} holds no {dataset} category (expected <root>/<category>/train and test folders)")
@@ -206,6 +228,7 @@ def resolve_categories(dataset:str, root, categories:list)->list:
 def check_path(flag:str, path, what:str, code:int=3)->Path:
     "The path a flag names, or a CLIError naming the flag and what was expected."
     if path is None: raise CLIError(f"{flag} is required: {what}", code)
+    if not str(path).strip(): raise CLIError(f"{flag} is empty: expected {what}", 2)
     if not Path(path).exists(): raise CLIError(f"{flag} {path} does not exist: expected {what}", code)
     return Path(path)
 
@@ -229,3 +252,42 @@ def checked_val_dataset(val, image_size:int):
     if bad: raise CLIError(f"--val {v}: {len(bad)} unreadable file(s): " + '; '.join(f"{p} ({why})" for p, why in bad[:3]))
     return ds
 
+
+# %% ../nbs/13a_options.ipynb #bb84f5f2
+def dataset_files(ds)->list:
+    "The image and mask files a dataset (or a ConcatDataset of them) reads."
+    parts = getattr(ds, 'datasets', None) or [ds]
+    return [p for d in parts for s in d.samples for p in (s.path, s.mask_path) if p is not None]
+
+def unchanged_inputs(folder,   # where the model or result is (or will be)
+                     ds,       # the dataset it is made from
+                     what:str, # e.g. '[carpet] the test images'
+                     reused:bool, # whether something made earlier in `folder` is about to be reused
+                    ):
+    "Refuse (RunError, exit 4) to reuse what `folder` holds when the dataset's files changed since; else record them."
+    fp = input_fingerprint(dataset_files(ds))
+    diff = inputs_changed(folder, fp)
+    if diff and reused: raise RunError(f"{what} changed since {folder} was made from them ({diff}): pass --overwrite to start afresh, or choose another --out")
+    record_inputs(folder, fp)
+
+_SCORE_NEUTRAL = ('mask_binarize', 'synth_foreground', 'ckpt_step')   # settings that do not change a model's scores
+
+def stale_thresholds(cfg, new_cfg)->list:
+    "The settings whose change from `cfg` to `new_cfg` changes the scores thresholds were calibrated on."
+    return [f.name for f in dataclasses.fields(cfg) if f.name not in _SCORE_NEUTRAL and getattr(cfg, f.name) != getattr(new_cfg, f.name)]
+
+def checked_recalibration(cfg, new_cfg,  # the model's own settings, and those asked for
+                          thresholds,     # the model's thresholds (None: it has none)
+                          recalibrate,    # --recalibrate FOLDER, or None
+                          model:Path,     # the model folder (named in the message)
+                         )->tuple:        # (the folder, its image files), or (None, [])
+    "The normal images to calibrate anew with (--recalibrate), or a CLIError when the overrides make the model's thresholds stale."
+    stale = stale_thresholds(cfg, new_cfg) if thresholds is not None else []
+    if stale and recalibrate is None:
+        raise CLIError(f"{', '.join(stale)} changed from the model's own settings: the thresholds in {Path(model)/'thresholds.json'} were calibrated "
+                       "for other scores; pass --recalibrate FOLDER (normal images) to calibrate them anew, or drop those settings")
+    if recalibrate is None: return None, []
+    folder = check_path('--recalibrate', recalibrate, 'a folder of normal images to calibrate the thresholds on', 2)
+    files = list_images(folder) if folder.is_dir() else []
+    if not files: raise CLIError(f"--recalibrate {folder}: expected a folder of normal images, found none")
+    return folder, files

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09b_results.ipynb #638b0f05
 from __future__ import annotations
-import json, os
+import hashlib, json, os
 from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
@@ -16,7 +16,7 @@ from .score import maps_from_distances, image_score
 
 # %% auto #0
 __all__ = ['to_u8', 'from_u8', 'ScoreCache', 'concat_caches', 'score_cache', 'EvalResult', 'write_protocol', 'write_result',
-           'result_done', 'read_result', 'RunCategory', 'default_scoring', 'load_run']
+           'eval_name', 'result_done', 'read_result', 'RunCategory', 'default_scoring', 'load_run']
 
 # %% ../nbs/09b_results.ipynb #c008
 _CACHE_TENSORS = ('images', 'recons', 'masks', 'labels', 'steps', 'ads_scores', 'fusion', 'fused')
@@ -151,6 +151,13 @@ def write_result(res:EvalResult, folder)->Path:
         atomic_csv(df, folder/name, index=name == 'metrics.csv')
     res.cache.save(folder/'cache.safetensors')
     return folder
+
+def eval_name(preset_name:str, setting:str='single', sets:dict|None=None)->str:
+    "The folder name of one evaluation: eval-<preset>[-multi][-ckpt<N>][-<hash of the other overrides>]."
+    sets = dict(sets or {}); ck = sets.pop('ckpt_step', None)
+    name = f"eval-{preset_name}" + ('-multi' if setting == 'multi' else '') + (f"-ckpt{ck}" if ck else '')
+    if sets: name += '-' + hashlib.sha256(json.dumps(sets, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return name
 
 def result_done(folder)->bool:
     "Whether `folder` holds a finished result (`write_result` writes the cache, then metrics.csv)."

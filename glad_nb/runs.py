@@ -4,34 +4,43 @@
 
 # %% ../nbs/11b_runs.ipynb #c002
 from __future__ import annotations
-import json, os, shutil, sys, time
+import fnmatch, hashlib, itertools, json, os, shutil, socket, sys, time
 from pathlib import Path
 import glad_nb
 
 # %% auto #0
-__all__ = ['RUN_JSON', 'RUN_FORMAT', 'RunError', 'atomic_json', 'atomic_csv', 'atomic_npy', 'read_json', 'read_run',
-           'check_inputs_outside', 'settings_diff', 'describe_diff', 'process_rank', 'wait_for_all', 'open_run',
-           'finish_run', 'process_device', 'contiguous_slices', 'process_slice', 'part_file']
+__all__ = ['RUN_JSON', 'RUN_FORMAT', 'RUN_KINDS', 'LOCK_FILE', 'INPUTS_JSON', 'HASH_LIMIT', 'RunError', 'temp_sibling',
+           'atomic_json', 'atomic_csv', 'atomic_npy', 'read_json', 'run_problem', 'read_run', 'check_inputs_outside',
+           'settings_diff', 'describe_diff', 'process_rank', 'wait_for_all', 'open_run', 'finish_run', 'lock_run',
+           'unlock_run', 'input_fingerprint', 'record_inputs', 'inputs_changed', 'process_device', 'contiguous_slices',
+           'process_slice', 'part_file']
 
 # %% ../nbs/11b_runs.ipynb #c005
 RUN_JSON = 'run.json'
 RUN_FORMAT = 1
+RUN_KINDS = ('demo', 'train', 'test', 'predict', 'bench')
 
 class RunError(Exception):
     "A refusal about a run folder, with the CLI's exit code (2 bad --out, 4 conflict)."
     def __init__(self, msg:str, code:int=4): super().__init__(msg); self.code = code
 
+_TMP_COUNT = itertools.count()
+
+def temp_sibling(path:Path)->Path:
+    "A short hidden name beside `path` to write to before `os.replace`: never too long, whatever the length of `path`'s name."
+    return Path(path).with_name(f".glad-tmp-{os.getpid()}-{next(_TMP_COUNT)}")
+
 def atomic_json(path, obj)->Path:
     "Write `obj` as JSON to `path` through a temporary sibling and `os.replace` (never half-written)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = temp_sibling(path)
     tmp.write_text(json.dumps(obj, indent=2, default=str)); os.replace(tmp, path)
     return path
 
 def atomic_csv(df, path, **to_csv)->Path:
     "Write a DataFrame as CSV to `path` through a temporary sibling and `os.replace` (`to_csv` arguments passed on)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = temp_sibling(path)
     df.to_csv(tmp, **to_csv); os.replace(tmp, path)
     return path
 
@@ -39,7 +48,7 @@ def atomic_npy(path, a)->Path:
     "np.save `a` to `path` through a temporary sibling and `os.replace`."
     import numpy as np   # runs stays light for the CLI's start-up; numpy only when an array is written
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = temp_sibling(path)
     with open(tmp, 'wb') as fh: np.save(fh, a)
     os.replace(tmp, path)
     return path
@@ -51,13 +60,31 @@ def read_json(path, what:str='JSON file')->dict:
     try: return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{what} {path} is corrupt (not valid JSON: {e})") from None
 
-def read_run(folder)->dict|None:
-    "The run record of `folder` if glad_nb wrote it, else None."
+def run_problem(run)->str|None:
+    "What keeps a parsed run.json that carries glad_nb's mark from being a run (None: it is one)."
+    if run.get('glad_nb_run') != RUN_FORMAT: return f"format {run.get('glad_nb_run')!r}, and this glad_nb reads format {RUN_FORMAT}"
+    if run.get('kind') not in RUN_KINDS: return f"kind {run.get('kind')!r} is not one of {', '.join(RUN_KINDS)}"
+    if not isinstance(run.get('attempts', []), list): return "attempts is not a list"
+    if not isinstance(run.get('sections') or {}, dict): return "sections is not a mapping"
+    s = run.get('settings')
+    if s is not None and not isinstance(s, dict): return f"settings is a {type(s).__name__}, not a mapping"
+    if s is None and not run.get('sections'): return "it records no settings"
+    return None
+
+def read_run(folder,            # a folder that may hold a run.json
+             damaged:bool=False, # return a damaged glad_nb record as is instead of raising
+            )->dict|None:
+    "The run record of `folder` if glad_nb wrote it, else None; a damaged one (glad_nb's mark, fields missing) raises a RunError naming it."
     f = Path(folder)/RUN_JSON
     if not f.is_file(): return None
     try: run = json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError): return None
-    return run if isinstance(run, dict) and run.get('glad_nb_run') == RUN_FORMAT else None
+    if not isinstance(run, dict) or 'glad_nb_run' not in run: return None
+    why = run_problem(run)
+    if why and not damaged:
+        raise RunError(f"{f} is a damaged glad_nb run record ({why}): pass --overwrite to replace the run "
+                       "(only files glad_nb writes are deleted) or choose another --out", 2)
+    return run
 
 # %% ../nbs/11b_runs.ipynb #c008
 def _inside(p:Path, folder:Path)->bool:
@@ -86,41 +113,46 @@ def describe_diff(diff:dict)->str:
 
 # %% ../nbs/11b_runs.ipynb #s001
 def _open_run_here(out, kind:str, settings:dict, compare:tuple, overwrite:bool=False, resume:bool=False,
-                   inputs:dict|None=None, scope:list|None=None, section:str|None=None)->tuple:
+                   inputs:dict|None=None, scope:list|None=None, section:str|None=None, protect:dict|None=None)->tuple:
     "`open_run`'s work in this process (its parameters are documented there): (folder, settings in force)."
     out = Path(out)
+    if resume and overwrite: raise RunError("--resume continues the run in --out and --overwrite starts it afresh: give one of them", 2)
     check_inputs_outside(out, inputs)
     if out.exists() and not out.is_dir(): raise RunError(f"--out {out} is a file: expected a folder", 2)
-    run = read_run(out) if out.is_dir() else None
-    if run is None and out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and read_run(out, damaged=True) is None and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise RunError(f"--out {out} is not empty and is not a glad_nb run (no run.json written by glad_nb): "
                        "choose another --out; nothing was deleted")
-    if run is not None and _FAMILY.get(run.get('kind')) != _FAMILY.get(kind):
+    if resume and read_run(out, damaged=True) is None: raise RunError(f"--resume: --out {out} holds no glad_nb run to continue: drop --resume to start one", 2)
+    try: out.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise RunError(f"--out {out} cannot be created: {e.strerror or e}", 2) from None
+    lock_run(out)                                   # from here on this process alone reads and writes the folder
+    run = read_run(out, damaged=overwrite and scope is None)
+    keep = {**(inputs or {}), **(protect or {})}
+    if run is not None and (run_problem(run) or _FAMILY.get(run.get('kind')) != _FAMILY.get(kind)):
         if not overwrite or scope is not None:
             raise RunError(f"--out {out} holds a {run.get('kind')} run, not a {kind} run: choose another --out"
                            + ("" if scope is not None else " or pass --overwrite to replace it"))
-        run = _remove_run(out)
+        run = _remove_run(out, run, keep)
     recorded = (run or {}).get('sections', {}).get(section) if section else (run or {}).get('settings')
     diff = settings_diff(recorded, settings, compare) if recorded is not None else {}
     if run is not None and overwrite:
-        if scope is None: run = _remove_run(out); recorded, diff = None, {}
+        if scope is None: run = _remove_run(out, run, keep)
         else:
             for p in scope:
                 if (out/p).exists(): shutil.rmtree(out/p) if (out/p).is_dir() else (out/p).unlink()
-            recorded, diff = None, {}
-    elif diff and not resume:
-        raise RunError(f"--out {out} already holds a different {run.get('kind')} run ({describe_diff(diff)}): "
-                       "pass --resume to continue it with its recorded settings, --overwrite to replace it, or choose another --out")
+    elif diff and resume:
+        raise RunError(f"--resume continues the run in {out} with its recorded settings, and this command asks for others "
+                       f"({describe_diff(diff)}): give the recorded values, pass --overwrite to start afresh, or choose another --out", 2)
     elif diff:
-        print(f"glad-nb: resuming the run in {out} with its recorded settings ({describe_diff(diff)})", file=sys.stderr)
-        settings = {**settings, **{k:recorded.get(k) for k in diff}}
-    try: out.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise RunError(f"--out {out} cannot be created: {e.strerror or e}", 2) from None
+        raise RunError(f"--out {out} already holds a different {run.get('kind')} run ({describe_diff(diff)}): "
+                       "pass --overwrite to replace it, or choose another --out")
     run = run or dict(glad_nb_run=RUN_FORMAT, kind=kind, created=_now(), settings=None, sections={}, attempts=[])
     if section: run.setdefault('sections', {})[section] = settings
     elif run.get('settings') is None or kind == run.get('kind') or _FAMILY.get(kind) != 'model': run['settings'] = settings
-    run.setdefault('attempts', []).append(dict(command=kind, section=section, argv=sys.argv[1:], started=_now(), finished=None,
-                                               status='running', glad_nb=glad_nb.__version__))
+    for a in run.setdefault('attempts', []):        # we hold the lock: another process's attempt still 'running' was killed
+        if a.get('status') == 'running' and (a.get('pid'), a.get('host')) != (os.getpid(), socket.gethostname()): a['status'] = 'killed'
+    run['attempts'].append(dict(command=kind, section=section, argv=sys.argv[1:], started=_now(), finished=None, status='running',
+                                pid=os.getpid(), host=socket.gethostname(), glad_nb=glad_nb.__version__))
     _write_run(out, run)
     return out, settings
 
@@ -149,9 +181,10 @@ def open_run(out,                  # the run folder
              inputs:dict|None=None,# flag -> path of the command's inputs (protected)
              scope:list|None=None, # with overwrite: delete only these sub-paths instead of the whole run
              section:str|None=None,# record the settings under run['sections'][section] (e.g. one evaluation) instead of the run's own
+             protect:dict|None=None,# flag -> path of inputs that may lie inside the folder (--config): never deleted
             )->tuple:              # (folder, settings in force)
-    "Create or reopen a run folder and record this attempt in its run.json; under a launcher only the main process does."
-    a = (out, kind, settings, compare, overwrite, resume, inputs, scope, section)
+    "Create or reopen a run folder, lock it for this process and record this attempt in its run.json; under a launcher only the main process does."
+    a = (out, kind, settings, compare, overwrite, resume, inputs, scope, section, protect)
     rank, n = process_rank()
     if n == 1: return _open_run_here(*a)
     from accelerate.utils import broadcast_object_list
@@ -169,12 +202,14 @@ def open_run(out,                  # the run folder
 
 # %% ../nbs/11b_runs.ipynb #s003
 def finish_run(out, status:str, **extra):
-    "Record how the last attempt in `out` ended: done | failed | interrupted (the main process only)."
+    "Record how the last attempt in `out` ended: done | failed | interrupted (the main process only), and let go of the folder's lock."
     if process_rank()[0] != 0: return
-    run = read_run(out)
-    if run is None or not run.get('attempts'): return
-    run['attempts'][-1].update(finished=_now(), status=status, **extra)
-    _write_run(out, run)
+    try:
+        run = read_run(out, damaged=True)
+        if run is None or not isinstance(run.get('attempts'), list) or not run['attempts']: return
+        run['attempts'][-1].update(finished=_now(), status=status, **extra)
+        _write_run(out, run)
+    finally: unlock_run(out)
 
 def _now()->str: return time.strftime('%Y-%m-%dT%H:%M:%S%z')
 
@@ -182,11 +217,106 @@ def _write_run(out:Path, run:dict):
     try: atomic_json(out/RUN_JSON, run)
     except OSError as e: raise RunError(f"cannot write {out/RUN_JSON}: {e.strerror or e}", 2) from None
 
-def _remove_run(out:Path):
-    "Delete a folder that `read_run` recognises as a glad_nb run (callers checked that it holds no input)."
-    if read_run(out) is None: raise RunError(f"refusing to delete {out}: it is not a glad_nb run")
-    shutil.rmtree(out)
+# %% ../nbs/11b_runs.ipynb #cdee61f5
+_OWN_TOP = ('run.json', 'metrics.csv', 'baseline_metrics.csv', 'report.html', 'scores.csv', 'maps', 'masks', 'overlays', 'eval-*',
+            'glad-nb-error-*.log', '.glad-tmp-*', '.*-part*of*', '.*.tmp*')
+_OWN_UNIT = ('model', 'train', 'baseline', 'dino-adapt', 'eval-*', 'protocol.json', 'config.json', 'metrics.csv', 'per_image.csv',
+             'cache.safetensors', 'cache.json', 'inputs.json', 'selection.csv', '.glad-tmp-*', '.*-part*of*', '.*.tmp*', '*.tmp')
+
+def _own(name:str, patterns)->bool: return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+def _run_units(out:Path, run:dict)->set:
+    "The category folders a run recorded (from its settings and sections), or, where it records none, those holding a protocol.json."
+    recs = [run.get('settings')] + list((run.get('sections') or {}).values())
+    cats = {c or 'folder' for r in recs if isinstance(r, dict) and isinstance(r.get('categories'), list) for c in r['categories'] if isinstance(c, str)}
+    if not cats: cats = {p.name for p in out.iterdir() if p.is_dir() and (p/'protocol.json').is_file()}
+    return cats | {'multi', 'folder'}
+
+def _delete(p:Path):
+    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+def _remove_run(out:Path, run:dict, keep:dict|None=None):
+    "Delete the files glad_nb writes in the run folder `out` (never an input in `keep`, flag -> path) and say what stayed."
+    guarded = [Path(p).resolve() for p in (keep or {}).values() if p is not None]
+    hit = lambda p: any(g == p.resolve() or p.resolve() in g.parents for g in guarded)
+    kept, units = [], _run_units(out, run)
+    for p in sorted(out.iterdir()):
+        if p.name == LOCK_FILE: continue
+        if p.is_dir() and not p.is_symlink() and p.name in units and not _own(p.name, _OWN_TOP):
+            inner = [q for q in sorted(p.iterdir()) if not _own(q.name, _OWN_UNIT) or hit(q)]
+            for q in p.iterdir():
+                if q not in inner: _delete(q)
+            if inner: kept += [f"{p.name}/{q.name}" for q in inner]
+            else: p.rmdir()
+        elif _own(p.name, _OWN_TOP) and not hit(p): _delete(p)
+        else: kept.append(p.name + ('/' if p.is_dir() else ''))
+    if kept: print(f"glad-nb: --overwrite replaced the glad_nb run in {out} and kept what glad_nb did not write: {', '.join(kept[:8])}"
+                   + (f" and {len(kept) - 8} more" if len(kept) > 8 else ''), file=sys.stderr)
     return None
+
+# %% ../nbs/11b_runs.ipynb #46a0ed9d
+LOCK_FILE = '.glad-nb.lock'
+_LOCKS = {}   # resolved run folder -> the FileLock this process holds
+
+def _holder(out:Path)->str:
+    try: a = (read_run(out, damaged=True) or {}).get('attempts', [])[-1]
+    except Exception: return 'a process that has not recorded itself yet'
+    return f"pid {a.get('pid', '?')} on {a.get('host', '?')}: glad-nb {' '.join(map(str, a.get('argv') or [a.get('command', '?')]))}, started {a.get('started')}"
+
+def lock_run(out):
+    "Hold the lock of the run folder `out` in this process (a RunError, exit 4, when another process holds it)."
+    from filelock import FileLock, Timeout
+    key = str(Path(out).resolve())
+    if key in _LOCKS: return
+    lock = FileLock(str(Path(out)/LOCK_FILE), timeout=0)
+    try: lock.acquire()
+    except Timeout: raise RunError(f"--out {out} is in use by another glad-nb process ({_holder(Path(out))}): wait for it to end or choose another --out") from None
+    _LOCKS[key] = lock
+
+def unlock_run(out=None):
+    "Let go of the lock of `out` (of every run folder this process holds, when None)."
+    keys = list(_LOCKS) if out is None else [str(Path(out).resolve())]
+    for k in keys:
+        lock = _LOCKS.pop(k, None)
+        if lock is not None: lock.release()
+
+# %% ../nbs/11b_runs.ipynb #11f447d0
+INPUTS_JSON = 'inputs.json'
+HASH_LIMIT = 256 * 2**20   # bytes: inputs up to this total are also hashed
+
+def _sha256(p:Path)->str:
+    h = hashlib.sha256()
+    with open(p, 'rb') as fh:
+        for block in iter(lambda: fh.read(1 << 20), b''): h.update(block)
+    return h.hexdigest()
+
+def input_fingerprint(files,          # the input files of a result (images, masks)
+                      root=None,      # record names relative to this folder
+                     )->dict:
+    "Per input file its size, mtime and, when all together are at most HASH_LIMIT bytes, sha256."
+    files = sorted({Path(f) for f in files})
+    stats = [f.stat() for f in files]
+    hashed = sum(s.st_size for s in stats) <= HASH_LIMIT
+    name = lambda f: os.fsdecode(f.relative_to(root)) if root is not None else os.fsdecode(f)
+    return {name(f): [s.st_size, s.st_mtime_ns, _sha256(f) if hashed else None] for f, s in zip(files, stats)}
+
+def record_inputs(folder, fingerprint:dict)->Path:
+    "Write the fingerprint of what `folder`'s result is made from (before computing it)."
+    return atomic_json(Path(folder)/INPUTS_JSON, fingerprint)
+
+def inputs_changed(folder, fingerprint:dict)->str:
+    "'' when `folder` recorded the same inputs (or, written by an older glad_nb, none), else the difference in words."
+    f = Path(folder)/INPUTS_JSON
+    if not f.is_file(): return ''
+    try: old = read_json(f, 'input record')
+    except ValueError: return f"{f} is corrupt"
+    if not isinstance(old, dict): return f"{f} is not a mapping"
+    same = lambda a, b: a[0] == b[0] and ((a[2] == b[2]) if a[2] and b[2] else a[1] == b[1])
+    changed = [k for k in fingerprint if k in old and not same(old[k], fingerprint[k])]
+    gone, new = [k for k in old if k not in fingerprint], [k for k in fingerprint if k not in old]
+    words = [f"{len(v)} {w} ({', '.join(Path(x).name for x in v[:3])}{' ...' if len(v) > 3 else ''})"
+             for v, w in ((changed, 'changed'), (gone, 'removed'), (new, 'added')) if v]
+    return ', '.join(words)
 
 # %% ../nbs/11b_runs.ipynb #ff1648d1
 def process_device(device, # a torch.device
