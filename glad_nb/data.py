@@ -13,14 +13,15 @@ import torch
 from PIL import Image
 from scipy import ndimage as ndi
 from torch.utils.data import Dataset
-from .core import (read_image, read_mask, MVTEC_CATEGORIES, MPDD_CATEGORIES, VISA_CATEGORIES, PCBBANK_CATEGORIES,
-                          DEMO_CATEGORIES)
+from .core import (read_image, read_mask, MVTEC_CATEGORIES, MPDD_CATEGORIES, VISA_CATEGORIES,
+                          PCBBANK_CATEGORIES, DEMO_CATEGORIES)
 from .demo import demo_root, make_demo_dataset, demo_manifest
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'MASK_BINARIZE', 'VISA_COLUMNS', 'DATASETS', 'Sample', 'list_images', 'load_sample', 'AnomalyDataset',
            'check_readable', 'scan_mvtec_layout', 'MVTecDataset', 'MPDDDataset', 'PCBBankDataset', 'read_visa_split',
-           'VisADataset', 'FolderDataset', 'DemoDataset', 'get_dataset', 'list_categories', 'plot_samples']
+           'VisADataset', 'FolderDataset', 'DemoDataset', 'get_dataset', 'list_categories', 'split_warnings',
+           'plot_samples']
 
 # %% ../nbs/01_data.ipynb #c006
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -40,13 +41,14 @@ def list_images(folder)->list[Path]:
                   if p.is_file() and not p.name.startswith('.') and p.suffix.lower() in IMAGE_EXTS)
 
 def _mask_index(folder:Path)->dict:
-    "Map image stem -> mask file for `<stem>_mask.*` (MVTec) and `<stem>.*` (converted VisA) names."
+    "Map image stem -> mask file: `<stem>_mask.*` (MVTec) before `<stem>.*` (converted VisA), any image suffix."
     if not folder.is_dir(): return {}
-    idx = {}
+    named, plain = {}, {}
     for p in list_images(folder):
-        if p.stem.endswith('_mask'): idx[p.stem[:-5]] = p
-    for p in list_images(folder): idx.setdefault(p.stem, p)
-    return idx
+        for idx, stem in ([(named, p.stem[:-5])] if p.stem.endswith('_mask') else []) + [(plain, p.stem)]:
+            if stem in idx: raise ValueError(f"two masks for image stem {stem!r} in {folder}: {idx[stem].name} and {p.name}; keep one")
+            idx[stem] = p
+    return {**plain, **named}
 
 # %% ../nbs/01_data.ipynb #c009
 MASK_BINARIZE = ('gt0.5', 'int')
@@ -60,12 +62,28 @@ def _image_hw(image_size)->tuple|None:
         raise ValueError(f"image_size={image_size!r}: expected a positive int, (height, width) or None")
     return tuple(int(v) for v in hw)
 
+def _exif_orientation(im:Image.Image)->int:
+    "The EXIF orientation tag (1..8) of an opened image, from its header; 1 when absent or unreadable."
+    if im.format == 'PNG' and 'exif' not in im.info: return 1   # no eXIf chunk before the pixels (finding a later one would decode)
+    try: o = im.getexif().get(0x0112, 1)
+    except Exception: return 1                                  # unreadable EXIF: shown as stored, as viewers do
+    return int(o) if o in range(1, 9) else 1
+
+def _shown_size(path)->tuple:
+    "(width, height) of an image as shown (EXIF orientation applied), from its header."
+    with Image.open(path) as im:
+        w, h = im.size
+        return (h, w) if _exif_orientation(im) >= 5 else (w, h)   # 5..8 turn the picture a quarter
+
 def _file_size(path:Path)->tuple:
-    "(width, height) from the file header, or ValueError naming the file."
-    try:
-        with Image.open(path) as im: return im.size
+    "`_shown_size`, or an error naming the file."
+    try: return _shown_size(path)
     except FileNotFoundError: raise FileNotFoundError(f"file not found: {path}") from None
     except Exception as e: raise ValueError(f"cannot read image {path}: {e}") from e
+
+def _size_differs(image, wi:tuple, wm:tuple)->str:
+    "Why a mask of size `wm` does not fit its `image` of size `wi` (the mask is named by the caller)."
+    return f"is {wm[0]}x{wm[1]} but its image {image} is {wi[0]}x{wi[1]} (width x height)"
 
 def load_sample(s:Sample,                 # what to read
                 image_size=512,           # int, (h, w), or None to keep the file's size
@@ -77,7 +95,7 @@ def load_sample(s:Sample,                 # what to read
     x, key = read_image(s.path, hw, with_key=True)   # key: of the pixels at the file's own size
     if s.mask_path is not None:
         wi, wm = _file_size(s.path), _file_size(s.mask_path)
-        if wi != wm: raise ValueError(f"mask {s.mask_path} is {wm[0]}x{wm[1]} but its image {s.path} is {wi[0]}x{wi[1]} (width x height)")
+        if wi != wm: raise ValueError(f"mask {s.mask_path} {_size_differs(s.path, wi, wm)}")
         m = read_mask(s.mask_path, x.shape[1:], mask_binarize)
     else: m = torch.zeros(1, *x.shape[1:])
     has_mask = s.mask_path is not None or s.label == 0
@@ -160,17 +178,20 @@ def check_readable(data,                 # a glad_nb dataset, a list of `Sample`
                    full:bool=True,       # after the header pass, decode every file (slower); False: headers only
                    progress:bool=False,  # tqdm bars
                   )->list[tuple[Path, str]]: # every unreadable image or mask file with a one-line reason, in dataset order
-    "Every image and mask file that cannot be read: a fast header pass, then a full decode."
+    "Every image and mask file that cannot be read, and every mask of another size than its image: a header pass, then a full decode."
     from tqdm.auto import tqdm
-    def header(p):
-        with Image.open(p) as im: return im.size
-    def decode(p):
-        with Image.open(p) as im: im.load()
-    files, bad = _files_of(data), {}
-    for name, read in [('header', header)] + ([('decode', decode)] if full else []):
-        for p in tqdm([p for p in files if p not in bad], desc=f'checking images ({name})', disable=not progress):
-            try: read(p)
-            except Exception as e: bad[p] = _why(e) if name == 'header' else f"cannot decode: {_why(e)}"
+    files, bad, size = _files_of(data), {}, {}
+    for p in tqdm(files, desc='checking images (header)', disable=not progress):
+        try: size[p] = _shown_size(p)
+        except Exception as e: bad[p] = _why(e)
+    for s in getattr(data, 'samples', data):
+        if not isinstance(s, Sample) or s.mask_path is None: continue
+        p, m = Path(s.path), Path(s.mask_path)
+        if p in size and m in size and size[p] != size[m]: bad.setdefault(m, f"mask {_size_differs(p, size[p], size[m])}")
+    for p in tqdm([p for p in files if p not in bad] if full else [], desc='checking images (decode)', disable=not progress):
+        try:
+            with Image.open(p) as im: im.load()
+        except Exception as e: bad[p] = f"cannot decode: {_why(e)}"
     return [(p, bad[p]) for p in files if p in bad]
 
 def _drop_unreadable(samples:list[Sample])->list[Sample]:
@@ -311,7 +332,7 @@ class FolderDataset(AnomalyDataset):
     def __init__(self, root, category:str='', split='train', image_size=512, mask_binarize='gt0.5', skip_unreadable=False,
                  normal_dir='normal',      # normal images (training, and testing unless normal_test_dir is given)
                  abnormal_dir='abnormal',  # anomalous test images (None: none)
-                 mask_dir=None,            # masks named like the anomalous images (None: no masks)
+                 mask_dir='auto',          # masks named like the anomalous images ('auto': 'masks' if that folder exists; None: no masks)
                  normal_test_dir=None,     # normal test images (None: hold out test_ratio of normal_dir)
                  test_ratio:float=0.2,     # share of normal_dir held out for testing when normal_test_dir is None
                  seed:int=0):              # seed of that hold-out draw
@@ -328,6 +349,7 @@ class FolderDataset(AnomalyDataset):
 
     def _dir(self, key)->Path|None:
         d = self.dirs[key]
+        if key == 'mask' and d == 'auto': d = 'masks' if (self.root/self.category/'masks').is_dir() else None
         if d is None: return None
         d = self.root/self.category/d
         if not d.is_dir(): raise FileNotFoundError(f"{key}_dir {d} does not exist")
@@ -348,14 +370,15 @@ class FolderDataset(AnomalyDataset):
             return [Sample(p, 0, 'good') for p in train]
         samples = [Sample(p, 0, 'good') for p in test_normal]
         ad, md = self._dir('abnormal'), self._dir('mask')
-        if ad is not None:
-            masks = _mask_index(md) if md is not None else {}
-            for p in list_images(ad):
-                m = masks.get(p.stem)
-                if md is not None and m is None:
-                    raise FileNotFoundError(f"anomalous image {p} has no mask in {md} (looked for {p.stem}.png and {p.stem}_mask.png)")
-                samples.append(Sample(p, 1, ad.name, m))
-        return samples
+        if ad is None: return samples
+        masks, anomalous = (_mask_index(md) if md is not None else {}), list_images(ad)
+        missing = [p for p in anomalous if md is not None and p.stem not in masks]
+        if missing:
+            p, hint = missing[0], ("; to test without masks, pass mask_dir=None or move the masks folder away"
+                                   if len(missing) == len(anomalous) else '')
+            raise FileNotFoundError(f"anomalous image {p} has no mask in {md} (looked for {p.stem}_mask.* and {p.stem}.*, "
+                                    f"any image suffix); {len(missing)} of {len(anomalous)} anomalous images have none{hint}")
+        return samples + [Sample(p, 1, ad.name, masks.get(p.stem)) for p in anomalous]
 
 # %% ../nbs/01_data.ipynb #c036
 class DemoDataset(MVTecDataset):
@@ -386,6 +409,28 @@ def list_categories(name:str,    # dataset name as in `get_dataset`
     "A dataset's categories: the benchmark's list, or those present under `root`."
     if name not in DATASETS: raise ValueError(f"unknown dataset {name!r}; known: {list(DATASETS)}")
     return DATASETS[name].categories(root) if root is not None else list(DATASETS[name].CATEGORIES)
+
+# %% ../nbs/01_data.ipynb #d108
+def _empty_mask(s:Sample, hw, binarize:str)->bool:
+    "True when the sample's mask has no anomalous pixel at size `hw` (an unreadable mask counts as not empty: `check_readable` reports it)."
+    try: return not bool(read_mask(s.mask_path, hw, binarize).any())
+    except Exception: return False
+
+def split_warnings(ds, # a glad_nb dataset, usually a test split
+                  )->list[str]: # one line per reason; empty when every metric is defined
+    "Why some metrics of a split would be undefined (NaN): one line per reason."
+    y, out = np.asarray(ds.labels), []
+    n, n_an = len(y), int((y == 1).sum())
+    if n_an == 0: out.append(f"no anomalous images among the {n} test image(s): image and pixel metrics are undefined (NaN)")
+    if n_an == n: out.append(f"no normal images among the {n} test image(s): image AUROC, AP and F1 are undefined (NaN)")
+    masked = [s for s in ds.samples if s.label == 1 and s.mask_path is not None]
+    hw, binarize = getattr(ds, 'hw', None), getattr(ds, 'mask_binarize', 'gt0.5')
+    if 0 < n_an and len(masked) < n_an:
+        out.append(f"{n_an - len(masked)} of {n_an} anomalous images have no mask: pixel AUROC, AP, F1 and AUPRO are undefined (NaN)")
+    elif masked and all(_empty_mask(s, hw, binarize) for s in masked):
+        at = f" at {hw[1]}x{hw[0]} (width x height, mask_binarize={binarize!r})" if hw else ''
+        out.append(f"every mask is empty{at}: pixel AUROC, AP, F1 and AUPRO are undefined (NaN)")
+    return out
 
 # %% ../nbs/01_data.ipynb #c039
 def plot_samples(ds,               # any glad_nb dataset (or a list of items)

@@ -273,7 +273,7 @@ def test_folder_dataset(tmp_path):
     assert not {s.path for s in tr.samples} & {s.path for s in te.samples}
     other = FolderDataset(tmp_path, split='train', image_size=8, test_ratio=0.4, seed=5)
     assert len(other) == 3
-    te = FolderDataset(tmp_path, split='test', image_size=8, normal_test_dir='normal')
+    te = FolderDataset(tmp_path, split='test', image_size=8, normal_test_dir='normal', mask_dir=None)   # masks/ ignored on request
     assert te.counts() == {'good': 5, 'abnormal': 2} and not te.has_masks and te[-1]['has_mask'] is False
     assert te[-1]['mask'].sum() == 0 and te[0]['has_mask'] is True
 
