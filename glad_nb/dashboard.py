@@ -26,9 +26,9 @@ from .figures import (schedule_figure, strip_figure, synthesis_figure, html_tabl
                              image_figure, ads_trace, ads_figure, curve_traces, curves_figure, sweep_figure)
 
 # %% auto #0
-__all__ = ['Dashboard', 'torch_threads', 'demo_images', 'ScheduleExplorer', 'schedule_explorer', 'SynthesisExplorer',
-           'synthesis_explorer', 'preview_stride', 'as_runs', 'RunExplorer', 'run_explorer', 'sweep_marks',
-           'sweep_values', 'SweepPanel', 'sweep_panel']
+__all__ = ['Dashboard', 'torch_threads', 'json_safe', 'finite_figure', 'demo_images', 'ScheduleExplorer', 'schedule_explorer',
+           'SynthesisExplorer', 'synthesis_explorer', 'preview_stride', 'as_runs', 'RunExplorer', 'run_explorer',
+           'sweep_marks', 'sweep_values', 'SweepPanel', 'sweep_panel']
 
 # %% ../nbs/12_dashboard.ipynb #c006
 class Dashboard:
@@ -71,6 +71,25 @@ def torch_threads(n:int|str|None):
 def _status(msg:str, error:bool=False)->str:
     return f"<span style='color:{'#b00' if error else '#555'};font-size:12px'>{msg}</span>"
 
+# %% ../nbs/12_dashboard.ipynb #j002
+def json_safe(v): # a number, array, tensor, or a list or tuple of them (nested)
+    "`v` with None wherever a value is NaN or ±inf (JSON has neither; plotly draws None as a gap)."
+    if isinstance(v, Tensor): v = v.detach().cpu().numpy()
+    if isinstance(v, np.ndarray):
+        if v.dtype.kind != 'f' or np.isfinite(v).all(): return v
+        out = v.astype(object); out[~np.isfinite(v)] = None
+        return out
+    if isinstance(v, (float, np.floating)): return float(v) if np.isfinite(v) else None
+    if isinstance(v, (list, tuple)): return type(v)(json_safe(x) for x in v)
+    return v
+
+def finite_figure(fig:go.Figure)->go.Figure:
+    "`fig` with `json_safe` applied to the x, y and z of every trace (in place)."
+    for tr in fig.data:
+        for k in ('x', 'y', 'z'):
+            if k in tr and tr[k] is not None: tr[k] = json_safe(tr[k])
+    return fig
+
 # %% ../nbs/12_dashboard.ipynb #c010
 def demo_images(n:int=3, size:int=128)->Tensor:
     "A few offline photos (scikit-image) as (n,3,size,size) images in [-1,1]."
@@ -95,7 +114,7 @@ class ScheduleExplorer(Dashboard):
         self.schedule = W.Dropdown(options=SCHEDULES, value=schedule, description='schedule', layout=W.Layout(width='200px'))
         self.seed = W.IntText(seed, description='seed', layout=W.Layout(width='140px'))
         self.n_show = n_show
-        self.fig_curves = go.FigureWidget(schedule_figure(T0, K, kind, schedule))
+        self.fig_curves = go.FigureWidget(finite_figure(schedule_figure(T0, K, kind, schedule)))
         ts, xt = noised_views(self.image, T0, K, kind, schedule, n_show, seed)
         self.fig_strip = go.FigureWidget(strip_figure(xt, [f't={t}' for t in ts]))
         self.grid_text, self.status = W.HTML(), W.HTML()
@@ -113,7 +132,7 @@ class ScheduleExplorer(Dashboard):
         except ValueError as e:
             self.status.value = _status(str(e), True); return
         self.table = tab
-        new = schedule_figure(T0, K, kind, sch)
+        new = finite_figure(schedule_figure(T0, K, kind, sch))
         with self.fig_curves.batch_update():
             for tr, nt in zip(self.fig_curves.data, new.data): tr.x, tr.y = nt.x, nt.y
         ts, xt = noised_views(self.image, T0, K, kind, sch, self.n_show, self.seed.value)
@@ -238,10 +257,10 @@ class RunExplorer(Dashboard):
         self.exact = W.Checkbox(exact, description='exact pixel metrics')
         self.sigma.add_class('glad-slider'); self.sigma.add_class('glad-sigma')
         self.table_html, self.status = W.HTML(), W.HTML()
-        self.fig_image = go.FigureWidget(image_figure(dict(input=np.zeros((2, 2, 3), np.uint8), reconstruction=np.zeros((2, 2, 3), np.uint8),
-                                                           fusion=None, amap=np.zeros((2, 2)), gt=np.zeros((2, 2)))))
-        self.fig_trace = go.FigureWidget(ads_figure(dict(t=np.array([1]), score=np.array([np.nan]), step=-1, fused=False), 0.0, 0))
-        self.fig_curves = go.FigureWidget(curves_figure({}))
+        self.fig_image = go.FigureWidget(finite_figure(image_figure(dict(input=np.zeros((2, 2, 3), np.uint8), reconstruction=np.zeros((2, 2, 3), np.uint8),
+                                                           fusion=None, amap=np.zeros((2, 2)), gt=np.zeros((2, 2))))))
+        self.fig_trace = go.FigureWidget(finite_figure(ads_figure(dict(t=np.array([1]), score=np.array([np.nan]), step=-1, fused=False), 0.0, 0)))
+        self.fig_curves = go.FigureWidget(finite_figure(curves_figure({})))
         self.fig_image.add_class('glad-image'); self.fig_curves.add_class('glad-curves')
         self._on(self.category, fn=self.load_category)
         self._on(self.image, fn=self.show_image)
@@ -302,7 +321,7 @@ class RunExplorer(Dashboard):
             self.status.value = _status(f"run config cannot be re-scored: {e}", True)
         with self.fig_curves.batch_update():
             for j, (x, y) in enumerate(curve_traces({}, self.ref_curves)):
-                if j % 2 == 0: self.fig_curves.data[j].x, self.fig_curves.data[j].y = x, y
+                if j % 2 == 0: self.fig_curves.data[j].x, self.fig_curves.data[j].y = json_safe(x), json_safe(y)
         self.update()
         self.show_image()
 
@@ -323,7 +342,7 @@ class RunExplorer(Dashboard):
         self.table_html.value = html_table(self.table)
         with self.fig_curves.batch_update():
             for j, (x, y) in enumerate(curve_traces(self.curves)):
-                if j % 2: self.fig_curves.data[j].x, self.fig_curves.data[j].y = x, y
+                if j % 2: self.fig_curves.data[j].x, self.fig_curves.data[j].y = json_safe(x), json_safe(y)
         self._show_map()
         t3 = time.perf_counter()
         self.timings = dict(rescore=(t1 - t0) * 1e3, metrics=(t2 - t1) * 1e3, figures=(t3 - t2) * 1e3, total=(t3 - t0) * 1e3)
@@ -338,7 +357,7 @@ class RunExplorer(Dashboard):
         i = int(self.image.value)
         self.amap = self.rescorer.maps(self.cfg_now)[i]
         with self.fig_image.batch_update():
-            self.fig_image.data[3].z, self.fig_image.data[3].zmax = fit_size(self.amap, self.side).numpy(), self.zmax
+            self.fig_image.data[3].z, self.fig_image.data[3].zmax = json_safe(fit_size(self.amap, self.side).numpy()), json_safe(self.zmax)
             self.fig_image.layout.title.text = image_title(self._view, i, float(self.scores[i]))
 
     def show_image(self):
@@ -350,10 +369,10 @@ class RunExplorer(Dashboard):
         with self.fig_image.batch_update():
             d = self.fig_image.data
             d[0].source, d[1].source = png_uri(p['input']), png_uri(p['reconstruction'])
-            d[2].z = p['fusion'] if p['fusion'] is not None else np.full((2, 2), np.nan)
-            d[4].z = p['gt']
+            d[2].z = json_safe(p['fusion'] if p['fusion'] is not None else np.full((2, 2), np.nan))   # all None: nothing drawn
+            d[4].z = json_safe(p['gt'])
         self._show_map()
-        new = ads_figure(ads_trace(c, i), r.cfg.tau, r.cfg.t_min)
+        new = finite_figure(ads_figure(ads_trace(c, i), r.cfg.tau, r.cfg.t_min))
         with self.fig_trace.batch_update():
             for tr, nt in zip(self.fig_trace.data, new.data): tr.x, tr.y = nt.x, nt.y
             self.fig_trace.layout.title.text = new.layout.title.text
@@ -401,7 +420,7 @@ class SweepPanel(Dashboard):
         self.cancel_btn = W.Button(description='cancel', icon='stop', disabled=True, layout=W.Layout(width='90px'))
         self.progress = W.IntProgress(0, min=0, max=1, description='0 / 0', layout=W.Layout(width='420px'))
         self.status, self.table_html = W.HTML(), W.HTML()
-        self.fig = go.FigureWidget(sweep_figure(pd.DataFrame(columns=[param, *METRICS, 'error']), sweep_marks(self.cfg, param)))
+        self.fig = go.FigureWidget(finite_figure(sweep_figure(pd.DataFrame(columns=[param, *METRICS, 'error']), sweep_marks(self.cfg, param))))
         self.fig.add_class('glad-sweep'); self.values.add_class('glad-sweep-values'); self.run_btn.add_class('glad-sweep-run')
         self.run_btn.on_click(lambda _: self.run())
         self.cancel_btn.on_click(lambda _: self._cancel.set())
@@ -428,7 +447,7 @@ class SweepPanel(Dashboard):
     def _work(self, param, values, limit, batch):
         try:
             self.result = sweep(self.glad, self.test_ds, param, values, self.cfg, batch, limit, self._cancel, self._progress)
-            new = sweep_figure(self.result, sweep_marks(self.cfg, param))
+            new = finite_figure(sweep_figure(self.result, sweep_marks(self.cfg, param)))
             with self.fig.batch_update():
                 for tr, nt in zip(self.fig.data, new.data): tr.x, tr.y = nt.x, nt.y
                 self.fig.layout.shapes, self.fig.layout.annotations = new.layout.shapes, new.layout.annotations

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from .metrics import evaluate_category, HEADLINE, metric_table
+from .metrics import evaluate_category, HEADLINE, METRICS, metric_table
 from .images import colorize, to_hwc, fit_size, png_uri, thin
 from .runs import atomic_csv
 
 # %% auto #0
-__all__ = ['comparison_table', 'comparison_line', 'map_scale', 'gallery_overlay', 'gallery_order', 'gallery_html',
-           'report_figures', 'write_report', 'write_summary']
+__all__ = ['METRIC_NAMES', 'IMAGE_METRICS', 'PIXEL_METRICS', 'comparison_table', 'comparison_line', 'map_scale',
+           'gallery_overlay', 'gallery_order', 'gallery_html', 'report_figures', 'undefined_line', 'write_report',
+           'write_summary']
 
 # %% ../nbs/11d_report.ipynb #c006
 def comparison_table(results:dict,   # category -> GLAD's EvalResult
@@ -30,11 +31,14 @@ def comparison_table(results:dict,   # category -> GLAD's EvalResult
     for m in metrics: cols.update({(m, 'GLAD'): g[m], (m, 'memory bank'): b[m], (m, 'GLAD - bank'): g[m] - b[m]})
     return pd.DataFrame(cols)
 
+METRIC_NAMES = dict(image_auroc='image AUROC', image_ap='image AP', image_f1='image F1-max', pixel_auroc='pixel AUROC',
+                    pixel_ap='pixel AP', pixel_f1='pixel F1-max', aupro='AUPRO')   # as the summary lines print them
+
 def comparison_line(cmp:pd.DataFrame)->str:
     "One line on what the comparison means, from `comparison_table`'s mean row."
     d = cmp.loc['mean'].xs('GLAD - bank', level=1)
-    names = dict(image_auroc='image AUROC', pixel_auroc='pixel AUROC', aupro='AUPRO')
-    return (f"GLAD - memory bank (mean): {', '.join(f'{names[k]} {v:+.3f}' for k, v in d.items())}. The bank compares each patch "
+    diff = lambda v: 'n/a' if pd.isna(v) else f'{v:+.3f}'
+    return (f"GLAD - memory bank (mean): {', '.join(f'{METRIC_NAMES.get(k, k)} {diff(v)}' for k, v in d.items())}. The bank compares each patch "
             f"with every normal training patch of the same features and has no diffusion model: above zero is what the "
             f"reconstruction adds at this scale.")
 
@@ -117,6 +121,38 @@ def report_figures(results:dict,        # category -> EvalResult
     steps.update_layout(title='ADS: chosen step per image (-1 = never switched)', barmode='overlay', xaxis_title='t', width=520, height=360)
     return [roc, pro] + ([steps] if steps.data else [])
 
+# %% ../nbs/11d_report.ipynb #u002
+IMAGE_METRICS = tuple(k for k in METRICS if k.startswith('image_'))
+PIXEL_METRICS = tuple(k for k in METRICS if k not in IMAGE_METRICS)
+
+def _image_cause(r)->str:
+    "Why a result's image metrics are undefined, from its labels and scores."
+    y, n = np.asarray(r.per_image.label) > 0, len(r.per_image)
+    if not y.any(): return f"the test split has only one class ({n} normal images, no anomalous one)"
+    if y.all(): return f"the test split has only one class ({n} anomalous images, no normal one)"
+    if not np.isfinite(np.asarray(r.per_image.score, float)).all(): return "an image score is NaN or infinite"
+    return "no cause found in the result (both classes, finite scores)"
+
+def _pixel_cause(r)->str:
+    "Why a result's pixel metrics are undefined, from its masks and maps."
+    m = torch.as_tensor(r.cache.masks) > 0
+    if not m.any(): return f"no anomalous pixel in the ground truth (the masks of all {len(m)} test images are empty)"
+    if m.all(): return f"no normal pixel in the ground truth (the masks of all {len(m)} test images are full)"
+    if not torch.isfinite(torch.as_tensor(r.maps)).all(): return "an anomaly map holds NaN or infinite values"
+    return "no cause found in the result (both classes of pixels, finite maps)"
+
+def undefined_line(category:str, # the category's name, as the table shows it
+                   r,            # its EvalResult
+                  )->str|None:   # None when every metric is defined
+    "One line naming a category's NaN metrics and why they are undefined, read from the result."
+    parts = []
+    for keys, cause in ((IMAGE_METRICS, _image_cause), (PIXEL_METRICS, _pixel_cause)):
+        names = [METRIC_NAMES.get(k, k) for k in keys if pd.isna(r.metrics.get(k, 0.0))]
+        if not names: continue
+        listed = f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else names[0]
+        parts.append(f"{listed} undefined: {cause(r)}")
+    return f"{category}: {'; '.join(parts)}" if parts else None
+
 # %% ../nbs/11d_report.ipynb #c018
 def _protocol_line(proto:dict)->str:
     return (f"preset: {proto.get('preset')} · tuned on test: {proto.get('tuned_on_test')} · image {proto.get('image_size')} px · "
@@ -138,6 +174,7 @@ def write_report(results:dict,               # category -> EvalResult (GLAD's)
     if table is not None: parts.append(table.to_html(float_format=fmt))
     proto = next(iter(results.values())).protocol if results else {}
     parts.append(f"<p>{e(_protocol_line(proto))}</p>")
+    parts += [f"<p>{e(l)}</p>" for c, r in results.items() if (l := undefined_line(c, r))]
     if any(c in baselines for c in results):
         bp = next(baselines[c] for c in results if c in baselines).protocol
         parts += ["<h2>GLAD beside the memory bank</h2>", comparison_table(results, baselines).to_html(float_format=fmt),
@@ -165,5 +202,6 @@ def write_summary(folder,              # the evaluation folder of a whole run
         shown, files = comparison_table(results, baselines), 'metrics.csv, baseline_metrics.csv'
     write_report(results, folder/'report.html', title=title, table=table, baselines=baselines)
     with pd.option_context('display.float_format', '{:.4f}'.format, 'display.width', 160): lines = [shown.to_string()]
+    lines += [l for c, r in results.items() if (l := undefined_line(c, r))]   # NaN in the table: why, per category
     if baselines: lines.append(comparison_line(shown))
     return lines + [f"results: {folder}  ({files}, report.html; per category: per_image.csv, protocol.json, cache)"]

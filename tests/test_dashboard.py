@@ -34,6 +34,8 @@ def test_notebook_runs_with_a_real_kernel(tmp_path, monkeypatch):
     errors = [(i, o.get('ename'), o.get('evalue')) for i, c in enumerate(nb.cells) if c.cell_type == 'code'
               for o in c.get('outputs', []) if o.get('output_type') == 'error']
     assert not errors, errors
+    warned = [i for i, c in enumerate(nb.cells) if c.cell_type == 'code' and 'JSON compliant' in json.dumps(c.get('outputs', []))]
+    assert not warned, f"cells {warned} print 'Out of range float values are not JSON compliant': NaN or inf sent to the front end"
     views = sum('application/vnd.jupyter.widget-view+json' in o.get('data', {}) for c in nb.cells if c.cell_type == 'code'
                 for o in c.get('outputs', []))
     assert views >= 5, f"expected the dashboards as widget views, found {views}"
@@ -99,6 +101,11 @@ CELL_ERRORS = """() => { const nb = window.jupyterapp.shell.currentWidget.conten
         const o = c.outputs.toJSON(); for (const x of o) if (x.output_type === 'error') out.push([i, x.ename, x.evalue]); }
     return out; }"""
 
+CELL_OUTPUTS = """() => { const nb = window.jupyterapp.shell.currentWidget.content; const out = [];
+    for (let i = 0; i < nb.model.cells.length; i++) { const c = nb.model.cells.get(i);
+        out.push(c.type === 'code' ? JSON.stringify(c.outputs.toJSON()) : ''); }
+    return out; }"""
+
 CELLS_DONE = """() => { const nb = window.jupyterapp.shell.currentWidget.content; let left = 0;
     for (let i = 0; i < nb.model.cells.length; i++) { const c = nb.model.cells.get(i);
         if (c.type === 'code' && c.sharedModel.getSource().trim() && (!c.executionCount || c.executionState !== 'idle')) left++; }
@@ -160,5 +167,97 @@ def test_dashboard_in_a_real_browser(jupyter_lab, tmp_path):
             xs = page.evaluate(f"() => Array.from(({PLOT})('.glad-sweep').data[0].x)")
             assert [round(x, 3) for x in xs] == [0.1, 0.2], xs
             assert not page.evaluate(CELL_ERRORS)
+            outputs = page.evaluate(CELL_OUTPUTS)
+            assert sum('widget-view+json' in text for text in outputs) >= 5, "the cell outputs were not read"
+            warned = [i for i, text in enumerate(outputs) if 'JSON compliant' in text]
+            assert not warned, f"cells {warned} print 'Out of range float values are not JSON compliant': NaN or inf sent to the front end"
         finally:
             ctx.close()
+
+
+# ---------------------------------------------------------------------------------------------- no NaN to the front end
+# JSON has no NaN or inf: a widget state or message holding one makes jupyter_client print "Out of range float values are
+# not JSON compliant" above the dashboard (nbs/12_dashboard.ipynb, `json_safe`).
+
+def _nan_cache(N:int=6, S:int=16):
+    "A ScoreCache whose masks are all empty (every pixel metric NaN), with NaN ADS scores after each step: fused, fallback, never switched."
+    import torch
+    from glad_nb.results import ScoreCache
+    g = torch.Generator().manual_seed(0)
+    steps = torch.tensor([3, 2, -1] * (N // 3))
+    ads = torch.rand(N, 4, generator=g)
+    ads[0::3, 2:] = ads[1::3, 3:] = float('nan')                        # after step 3 and after step 2 of the grid (4, 3, 2, 1)
+    fused = steps == 3
+    u8 = lambda *s: torch.randint(0, 256, s, dtype=torch.uint8, generator=g)
+    return ScoreCache(images=u8(N, 3, S, S), masks=torch.zeros(N, S, S, dtype=torch.uint8), labels=torch.tensor([0, 1] * (N // 2)),
+                      layers=(1, 2), fwd=[torch.rand(N, 8, 8, generator=g), torch.rand(N, 4, 4, generator=g)], recons=u8(N, 3, S, S),
+                      steps=steps, ads_scores=ads, fusion=torch.rand(N, 4, 4, generator=g) * fused[:, None, None], fused=fused, grid=[4, 3, 2, 1])
+
+def _widgets(root)->list:
+    "Every widget reachable from `root` through its traits (children, layout, style, ...)."
+    import ipywidgets as W
+    out, todo = {}, [root]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, W.Widget):
+            if id(v) in out: continue
+            out[id(v)] = v; todo += [getattr(v, k) for k in v.keys]
+        elif isinstance(v, (list, tuple)): todo += list(v)
+        elif isinstance(v, dict): todo += list(v.values())
+    return list(out.values())
+
+def _decoded(o):
+    "A widget state with plotly's binary arrays ({'buffer', 'dtype', 'shape'}) as lists: the numbers the front end gets."
+    import numpy as np
+    if isinstance(o, dict) and {'buffer', 'dtype'} <= set(o): return np.frombuffer(o['buffer'], o['dtype']).tolist()
+    if isinstance(o, dict): return {k: _decoded(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return [_decoded(v) for v in o]
+    return o
+
+def _strict_json(o, what):
+    "JSON as jupyter_client sends it, refusing NaN and inf (instead of its warning)."
+    import numbers, numpy as np
+    def plain(x):
+        if isinstance(x, np.ndarray): return x.tolist()
+        if isinstance(x, numbers.Real): return float(x)
+        if isinstance(x, (bytes, memoryview)): return len(x)
+        raise TypeError(f"{type(x).__name__} in {what}")
+    try: return json.dumps(_decoded(o), allow_nan=False, default=plain)
+    except ValueError as e: raise AssertionError(f"{what}: {e}") from None
+
+def test_no_nan_reaches_the_front_end(monkeypatch):
+    import math
+    import plotly.graph_objects as go
+    from ipywidgets.widgets import widget as wmod
+    from glad_nb.results import RunCategory, default_scoring
+    from glad_nb.dashboard import demo_images, schedule_explorer, synthesis_explorer, run_explorer, sweep_panel
+    sent, send = [], wmod.Widget._send
+    def record(self, msg, buffers=None):
+        st = dict(msg.get('state', {})); wmod._put_buffers(st, msg.get('buffer_paths', []), buffers or [])
+        sent.append((type(self).__name__, {**msg, 'state': st})); return send(self, msg, buffers)
+    monkeypatch.setattr(wmod.Widget, '_send', record)
+    cache = _nan_cache()
+    cfg = default_scoring(cache).replace(category='empty masks')
+    rx = run_explorer(RunCategory(cache, cfg, 'test', baseline=dict(image_auroc=0.5, pixel_auroc=float('nan'))), threads=1)
+    assert math.isnan(rx.table.loc['pixel_auroc', 'current']) and math.isnan(rx.table.loc['aupro', 'run config'])
+    assert 'nan' not in rx.table_html.value.lower()
+    for i in range(3): rx.image.value = i                                   # fused, t_min fallback, never switched
+    rx.sigma.value = 2.0; rx.exact.value = True
+    class FakeGLAD:
+        device = 'cpu'
+        def build_cache(self, ds, batch_size=8, progress=True, cfg=None, limit=None):
+            for i in range(len(ds)): ds[i]
+            return cache
+    sp = sweep_panel(FakeGLAD(), list(range(len(cache))), cfg=cfg.replace(tau=0.3), values=[0.2, 0.4], background=False)
+    sp.run()
+    assert sp.result['pixel_auroc'].isna().all() and 'nan' not in sp.table_html.value.lower()
+    se = synthesis_explorer(demo_images(2, 32), side=32); se.threshold.value = 0.5
+    ex = schedule_explorer(demo_images(1, 32)[0], n_show=3); ex.T0.value = 500
+    n_figs = 0
+    for name, d in (('schedule', ex), ('synthesis', se), ('run', rx), ('sweep', sp)):
+        for w in _widgets(d.widget):
+            _strict_json(w.get_state(), f"{name} explorer: state of {type(w).__name__}")
+            if isinstance(w, go.FigureWidget): _strict_json(w.to_plotly_json(), f"{name} explorer: figure"); n_figs += 1
+    assert n_figs == 7, n_figs
+    assert sent, "no widget message recorded"
+    for name, msg in sent: _strict_json(msg, f"message of a {name}")
