@@ -23,9 +23,9 @@ from .options import one_line
 
 # %% auto #0
 __all__ = ['THRESHOLD_RTOL', 'HEAT_SCALE', 'SCORE_COLUMNS', 'TooFewToHoldOut', 'holdout_split', 'normalize', 'Thresholds',
-           'load_input', 'to_model_input', 'as_image_list', 'model_inputs', 'Prediction', 'resize_map',
-           'calibrated_threshold', 'f1_threshold', 'overlay', 'predictions_table', 'overlay_names', 'read_for_predict',
-           'write_prediction_files', 'predict_rows']
+           'NonFiniteImage', 'load_input', 'to_model_input', 'as_image_list', 'model_inputs', 'Prediction',
+           'resize_map', 'calibrated_threshold', 'f1_threshold', 'overlay', 'predictions_table', 'overlay_names',
+           'read_for_predict', 'write_prediction_files', 'predict_rows']
 
 # %% ../nbs/11e_api.ipynb #c006
 class TooFewToHoldOut(ValueError):
@@ -82,8 +82,28 @@ class Thresholds:
     def from_dict(cls, d:dict)->Thresholds:
         "Build from `to_dict` output (unknown keys ignored)."
         return cls(**{f.name:d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+    def check(self, where:str='thresholds')->Thresholds:
+        "Itself, if every level and statistic is a finite number; else a ValueError naming `where`, the field and what was expected."
+        for k in ('image', 'pixel', 'image_min', 'image_max', 'pixel_min', 'pixel_max'):
+            v = getattr(self, k)
+            if not (isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and np.isfinite(v)):
+                raise ValueError(f"{where}: {k}={v!r}: expected a finite number")
+        if self.quantile is not None and not (isinstance(self.quantile, (int, float)) and 0 < self.quantile <= 1):
+            raise ValueError(f"{where}: quantile={self.quantile!r}: expected a number in (0, 1] or null")
+        return self
+    @classmethod
+    def read(cls, path)->Thresholds:
+        "Read and check a thresholds.json (`GLAD.save` writes it): a ValueError names the file and what was expected."
+        from glad_nb.backbone import read_meta
+        d = read_meta(path, 'thresholds')
+        missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in d]
+        if missing: raise ValueError(f"thresholds {path}: {missing} missing: expected the fields image, pixel, image_min, image_max, pixel_min, pixel_max")
+        return cls.from_dict(d).check(f"thresholds {path}")
 
 # %% ../nbs/11e_api.ipynb #c016
+class NonFiniteImage(ValueError):
+    "An image with NaN or inf values: `predict` flags it in its row and never scores it."
+
 def _from_pil(im:Image.Image)->torch.Tensor:
     if im.mode in ('RGBA', 'LA') or (im.mode == 'P' and 'transparency' in im.info):   # as read_image: onto black
         im = Image.alpha_composite(Image.new('RGBA', im.size, (0, 0, 0, 255)), im.convert('RGBA'))
@@ -101,6 +121,7 @@ def _from_array(a, chw:bool)->torch.Tensor:
         wide = t.dtype != torch.uint8 and (t.dtype == torch.uint16 or int(t.max()) > 255)   # as read_image: 16-bit if it looks 16-bit
         t = t.float() / (65535.0 if wide else 255.0)
     t = t.float()
+    if not torch.isfinite(t).all(): raise NonFiniteImage(f"image has {int((~torch.isfinite(t)).sum())} NaN or inf values: expected finite values in [0, 1]")
     if t.numel() and (t.min() < 0 or t.max() > 1):
         raise ValueError(f"float image with values in [{float(t.min()):.3g}, {float(t.max()):.3g}]: expected [0, 1] "
                          "(a tensor in [-1, 1] is (x + 1) / 2; uint8 arrays are taken as 0..255)")
@@ -115,6 +136,7 @@ def load_input(img,   # path, PIL image, numpy array (H,W[,3]) or tensor ([C,]H,
     elif isinstance(img, np.ndarray): x = _from_array(img, chw=False)
     elif torch.is_tensor(img): x = _from_array(img, chw=True)
     else: raise TypeError(f"cannot read an image from {type(img).__name__}: expected a path, PIL image, numpy array or tensor")
+    if not torch.isfinite(x).all(): raise NonFiniteImage("image has NaN or inf values: expected finite values in [0, 1]")   # e.g. a float TIFF
     return x, image_key(x), None
 
 # %% ../nbs/11e_api.ipynb #c019
@@ -132,17 +154,23 @@ def as_image_list(images):
     if torch.is_tensor(images): return [images] if images.ndim <= 3 else list(images)
     return images
 
-def model_inputs(images, S:int):
+def model_inputs(images, S:int,
+                 on_bad=None, # callable(index, path, reason) for an image with NaN/inf (then skipped); None: `NonFiniteImage` is raised
+                ):
     "Yield (x (3,S,S) in [-1,1], key, path, own (H,W)) for each image."
     seq = as_image_list(images)
     for i in range(len(seq)):
         it = seq[i]
-        if isinstance(it, dict):   # a dataset item: already in [-1, 1]
-            x01 = (it['image'].float() + 1) / 2
-            yield to_model_input(x01, S), it.get('key') or image_key(x01), it.get('path'), tuple(x01.shape[-2:])
-        else:
-            x01, key, path = load_input(it)
-            yield to_model_input(x01, S), key, path, tuple(x01.shape[-2:])
+        try:
+            if isinstance(it, dict):   # a dataset item: already in [-1, 1]
+                x01 = (it['image'].float() + 1) / 2
+                if not torch.isfinite(x01).all(): raise NonFiniteImage("image has NaN or inf values: expected finite values in [-1, 1]")
+                key, path = it.get('key') or image_key(x01), it.get('path')
+            else: x01, key, path = load_input(it)
+        except NonFiniteImage as e:
+            if on_bad is None: raise
+            on_bad(i, it if isinstance(it, (str, Path)) else (it.get('path') if isinstance(it, dict) else None), str(e)); continue
+        yield to_model_input(x01, S), key, path, tuple(x01.shape[-2:])
 
 # %% ../nbs/11e_api.ipynb #c023
 @dataclass
@@ -155,6 +183,7 @@ class Prediction:
     anomaly_map:np.ndarray   # (H,W) float32 raw map at the image's own size
     mask:np.ndarray|None     # (H,W) bool: map above the pixel threshold; None without thresholds
     step:int                 # the ADS step chosen for this image
+    status:str='ok'          # 'ok', or why the image was not scored (then score is NaN and map, label, mask are None)
 
 # %% ../nbs/11e_api.ipynb #c024
 def resize_map(m:torch.Tensor, hw:tuple)->np.ndarray:
@@ -205,10 +234,10 @@ def overlay(image,                # the image (anything `load_input` takes)
 
 # %% ../nbs/11e_api.ipynb #c044
 def predictions_table(preds:list):
-    "A DataFrame of predictions: path, score, norm_score, label, step."
+    "A DataFrame of predictions: path, score, norm_score, label, step, status."
     import pandas as pd
-    return pd.DataFrame([dict(path=p.path, score=p.score, norm_score=p.norm_score, label=p.label, step=p.step) for p in preds],
-                        columns=['path', 'score', 'norm_score', 'label', 'step'])
+    return pd.DataFrame([dict(path=p.path, score=p.score, norm_score=p.norm_score, label=p.label, step=p.step, status=p.status) for p in preds],
+                        columns=['path', 'score', 'norm_score', 'label', 'step', 'status'])
 
 # %% ../nbs/11e_api.ipynb #d4bf7daa
 def overlay_names(files:list)->list:
@@ -255,6 +284,8 @@ def predict_rows(glad, files:list, names:list, out:Path, bs:int)->list:
     for i in range(0, len(good), bs):
         batch = good[i:i+bs]
         for (f, name), p in zip(batch, glad.predict([f for f, _ in batch], batch_size=bs)):
+            if p.status != 'ok':   # NaN/inf pixels (a float TIFF) or a NaN score: flagged, no files
+                warnings.warn(f"{p.status.split(':')[0]} {f}: {p.status.split(': ', 1)[-1]}"); rows.append(dict(path=str(f), status=p.status)); continue
             rows.append(dict(path=str(f), score=p.score, norm_score=p.norm_score, label=None if p.label is None else int(p.label), step=p.step,
                              **write_prediction_files(out, name, f, p, th), status='ok'))
     return rows

@@ -11,13 +11,13 @@ import numpy as np
 import torch
 from torch import Tensor
 from .core import TrainConfig, DATASET_CATEGORIES, preset
-from .backbone import Backbone, atomic_dir, META
+from .backbone import (Backbone, atomic_dir, META, weight_hashes, verify_weights, read_meta)
 from safetensors.torch import save_file, load_file
 
 # %% auto #0
 __all__ = ['STATE_JSON', 'STATE_TENSORS', 'LEGACY_STATE', 'CKPT_JSON', 'FROZEN', 'save_training_state', 'load_training_state',
-           'rng_state', 'set_rng_state', 'has_state', 'list_checkpoints', 'save_checkpoint', 'write_frozen',
-           'load_checkpoint', 'preset_steps', 'prune_checkpoints']
+           'rng_state', 'set_rng_state', 'has_state', 'list_checkpoints', 'save_checkpoint', 'verify_checkpoint',
+           'write_frozen', 'load_checkpoint', 'preset_steps', 'prune_checkpoints']
 
 # %% ../nbs/06a_checkpoints.ipynb #t101
 _TAGS = ('__tensor__', '__tuple__', '__items__')
@@ -88,6 +88,8 @@ def load_training_state(ckpt)->dict:   # the state `save_training_state` wrote
         raise _refused(js, f"its format is {fmt!r}, not {_STATE_FORMAT!r} (another program's file or an old format)")
     try: tensors = load_file(st)
     except Exception as e: raise _refused(st, f"it is corrupt, truncated or not a safetensors file ({type(e).__name__}: {e})") from None
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad: raise _refused(st, f"it is corrupt: {bad[0]} holds NaN or inf values ({len(bad)} tensor(s))")
     try: state = _unflatten_state(doc.get('state'), tensors)
     except KeyError as e: raise _refused(js, f"it is corrupt: it names a tensor {e} that is not in {STATE_TENSORS}") from None
     except (TypeError, ValueError) as e: raise _refused(js, f"it is corrupt ({type(e).__name__}: {e})") from None
@@ -149,8 +151,22 @@ def save_checkpoint(path,                 # checkpoints/step_NNNNNN, written ato
     def write(tmp):
         with _model_weights(backbone.unet, ema): backbone.unet.save_pretrained(tmp/'unet')
         if state is not None: save_training_state(tmp, state)
-        (tmp/CKPT_JSON).write_text(json.dumps(dict(format=_CKPT_FORMAT, step=step, ema=ema is not None, kind=backbone.kind)))
+        (tmp/CKPT_JSON).write_text(json.dumps(dict(format=_CKPT_FORMAT, step=step, ema=ema is not None, kind=backbone.kind,
+                                                   weights_sha256=weight_hashes(tmp))))
     return atomic_dir(path, write)
+
+def verify_checkpoint(ckpt,              # a checkpoint folder
+                      verify:bool=True,  # False: skip the sha256 check (the json is still read)
+                      state:bool=False,  # also the training state (resuming needs it; loading the model does not)
+                     )->bool:            # True when the weights were checked; False for a checkpoint without a record
+    "Check the sha256 of a checkpoint's UNet (and training state) against its json; a `WeightsError` names a file that changed."
+    f = Path(ckpt)/CKPT_JSON
+    if not f.exists(): return False      # an earlier version's checkpoint: nothing recorded
+    meta = read_meta(f, 'checkpoint json', dict(format=str, step=int, weights_sha256=dict))
+    if meta.get('format') != _CKPT_FORMAT: raise ValueError(f"{f}: format {meta.get('format')!r}: this glad_nb reads checkpoint format {_CKPT_FORMAT!r}")
+    rec = {k: v for k, v in (meta.get('weights_sha256') or {}).items()     # a pruned training state is gone on purpose
+           if k != STATE_TENSORS or (state and (Path(ckpt)/k).exists())}
+    return verify and verify_weights(ckpt, rec, f)
 
 # %% ../nbs/06a_checkpoints.ipynb #u114
 def write_frozen(out_dir,            # the training folder
@@ -161,6 +177,9 @@ def write_frozen(out_dir,            # the training folder
     if (path/META).exists(): return path
     def write(tmp):
         backbone.write_to(tmp); shutil.rmtree(tmp/'unet')
+        meta = json.loads((tmp/META).read_text())    # the record keeps the files that stay (each checkpoint records its UNet)
+        meta['weights_sha256'] = {k: v for k, v in meta.get('weights_sha256', {}).items() if not k.startswith('unet/')}
+        (tmp/META).write_text(json.dumps(meta, indent=2))
     return atomic_dir(path, write)
 
 def _link(src:Path, dst:Path):
@@ -168,16 +187,21 @@ def _link(src:Path, dst:Path):
     except OSError: (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)   # no symlinks here: copy
 
 def load_checkpoint(ckpt,                     # a checkpoint folder, checkpoints/step_NNNNNN
-                    dtype:torch.dtype|None=None, device=None)->Backbone:
+                    dtype:torch.dtype|None=None, device=None,
+                    verify:bool=True,         # check the recorded sha256 of the checkpoint's and the frozen parts' weights
+                   )->Backbone:
     "The backbone of a checkpoint: the run's frozen parts with the checkpoint's UNet."
     ck = Path(ckpt)
-    if (ck/META).exists(): return Backbone.load(ck, dtype, device)    # an earlier version's checkpoint: a whole backbone
+    if (ck/META).exists(): return Backbone.load(ck, dtype, device, verify=verify)    # an earlier version's checkpoint: a whole backbone
+    verify_checkpoint(ck, verify)
+    if verify and (fm := ck.parent.parent/FROZEN/META).is_file():   # checked here, so that errors name the real files
+        verify_weights(fm.parent, read_meta(fm, 'backbone json', dict(weights_sha256=dict)).get('weights_sha256'), fm)
     frozen = ck.parent.parent/FROZEN
     if not (frozen/META).is_file() or not (ck/'unet').is_dir():
         raise FileNotFoundError(f"{ck} is not a loadable checkpoint: it needs {ck/'unet'} and the run's frozen parts in {frozen} (written by train_backbone)")
     with tempfile.TemporaryDirectory() as d:
         for p in [*frozen.iterdir(), ck/'unet']: _link(p, Path(d)/p.name)
-        return Backbone.load(d, dtype, device)
+        return Backbone.load(d, dtype, device, verify=verify)
 
 # %% ../nbs/06a_checkpoints.ipynb #u117
 def preset_steps()->set:

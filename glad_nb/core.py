@@ -17,8 +17,8 @@ __all__ = ['IN_TEST', 'ONEDNN', 'MVTEC_CATEGORIES', 'MPDD_CATEGORIES', 'VISA_CAT
            'REVERSE_CATEGORIES', 'ADAPT_NO_PENALTY', 'ADAPT_SETTINGS', 'DATASET_CATEGORIES', 'DEMO_PRESET',
            'DEMO_CATEGORY', 'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_CATEGORY_TRAIN', 'DEMO_QUICK', 'GLADConfig',
            'TrainConfig', 'synth_foreground', 'preset', 'otsu_threshold', 'otsu_foreground', 'seed_everything',
-           'torch_generator', 'default_device', 'default_dtype', 'pil_to_float', 'image_key', 'file_sha256',
-           'state_hash', 'versions', 'read_image', 'read_mask', 'write_image']
+           'torch_generator', 'default_device', 'default_dtype', 'image_key', 'file_sha256', 'state_hash', 'versions',
+           'pil_to_float', 'read_image', 'read_mask', 'write_image']
 
 # %% ../nbs/00_core.ipynb #c004
 IN_TEST = bool(os.environ.get('IN_TEST'))  # True while nbdev-test (or pytest with IN_TEST=1) runs
@@ -28,14 +28,34 @@ ONEDNN = os.environ.get('GLAD_NB_ONEDNN', '1') != '0'   # False: CPU ops run wit
 if not ONEDNN: torch.backends.mkldnn.enabled = False
 
 # %% ../nbs/00_core.ipynb #c006
+import math, numbers
+
 def _check(name, value, ok:bool, allowed:str):
     if not ok: raise ValueError(f"{name}={value!r} is out of range: expected {allowed}")
 
 def _choice(name, value, options):
     _check(name, value, value in options, f"one of {sorted(options)}")
 
+def _typed(name:str, value, typ:str):
+    "`value` as the field's annotated type `typ` (float, int, bool, str, optionally |None), or a ValueError naming the field."
+    opt, base = typ.endswith('|None'), typ.removesuffix('|None')
+    if value is None and opt: return None
+    also = ' or None' if opt else ''
+    if base == 'float':   # a float field: any finite real number (never a bool, a string, NaN or inf)
+        _check(name, value, isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value), f"a finite number{also}")
+        return float(value)
+    if base == 'int':     # an int field: an integer (an integral float such as 750.0 too)
+        ok = (isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())) and not isinstance(value, bool)
+        _check(name, value, ok, f"an integer{also}"); return int(value)
+    if base == 'bool': _check(name, value, isinstance(value, (bool, np.bool_)), f"True or False{also}"); return bool(value)
+    if base == 'str': _check(name, value, isinstance(value, str), f"a string{also}")
+    return value
+
 class _Config:
     "Shared behaviour of glad_nb's config dataclasses."
+    def _check_types(self):
+        "Each float, int, bool and str field has its type (ValueError naming the field): run first in `__post_init__`."
+        for f in dataclasses.fields(self): setattr(self, f.name, _typed(f.name, getattr(self, f.name), str(f.type).replace(' ', '')))
     def replace(self, **kw):
         "A validated copy with `kw` changed."
         unknown = set(kw) - {f.name for f in dataclasses.fields(self)}
@@ -47,6 +67,7 @@ class _Config:
     @classmethod
     def from_dict(cls, d:dict):
         "Build from `to_dict` output, ignoring unknown keys (and filling fields that older versions did not write)."
+        if not isinstance(d, dict): raise ValueError(f"expected a JSON object of {cls.__name__} fields, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         d = {k:(tuple(v) if isinstance(v, list) else v) for k,v in d.items() if k in names}
         for k, fill in getattr(cls, '_filled', {}).items():
@@ -92,6 +113,9 @@ class GLADConfig(_Config):
     prompt:str='a photo of sks' # DreamBooth-style prompt
 
     def __post_init__(self):
+        self._check_types()
+        _check('layers', self.layers, isinstance(self.layers, (tuple, list)) and all(isinstance(l, numbers.Integral) and not isinstance(l, bool) for l in self.layers),
+               "a non-empty tuple of block indices >= 1")
         self.layers = tuple(int(l) for l in self.layers)
         _check('T0', self.T0, 1 <= self.T0 <= 999, "an integer in 1..999")
         _check('K', self.K, 1 <= self.K <= self.T0, f"an integer in 1..T0 (T0={self.T0})")
@@ -107,7 +131,8 @@ class GLADConfig(_Config):
         _check('ads_every', self.ads_every, self.ads_every >= 1, "an integer >= 1")
         _check('ads_feature_size', self.ads_feature_size, self.ads_feature_size is None or self.ads_feature_size >= 8, "None or an integer >= 8")
         _check('sigma', self.sigma, self.sigma >= 0, "a float >= 0 (0 = no blur)")
-        _check('score_topk', self.score_topk, self.score_topk >= 0, "an integer >= 0 (0 = max)")
+        _check('score_topk', self.score_topk, 0 <= self.score_topk <= self.feature_size ** 2,
+               f"an integer in 0..feature_size² = {self.feature_size ** 2} (the pixels of one map; 0 = max)")
         _check('pixel_weight', self.pixel_weight, self.pixel_weight >= 0, "a float >= 0")
         _check('layers', self.layers, len(self.layers) > 0 and all(l >= 1 for l in self.layers), "a non-empty tuple of block indices >= 1")
         _choice('reverse_reduce', self.reverse_reduce, {'sum','mean'})
@@ -151,6 +176,9 @@ class TrainConfig(_Config):
     t_max:int=1000              # timesteps t ~ U{0..t_max-1}, ATP mix λ = t/t_max (1000: the paper)
 
     def __post_init__(self):
+        self._check_types()
+        _check('betas', self.betas, isinstance(self.betas, (tuple, list)) and all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in self.betas),
+               "two floats in [0, 1)")
         self.betas = tuple(float(b) for b in self.betas)
         _check('lr', self.lr, self.lr > 0, "a float > 0")
         _check('batch_size', self.batch_size, self.batch_size >= 1, "an integer >= 1")
@@ -341,24 +369,18 @@ def default_dtype(device:torch.device|str='cpu', # where the model runs
     return torch.float32
 
 # %% ../nbs/00_core.ipynb #c030
+from PIL import ImageOps
+
 def _open(path):
+    "The image in `path`, decoded and turned upright by its EXIF orientation; an error naming the file otherwise."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"image file not found: {path}")
     try:
-        im = Image.open(path); im.load(); return im
+        im = Image.open(path); im.load()
     except Exception as e: raise ValueError(f"cannot read image {path}: {e}") from e
-
-def pil_to_float(im:Image.Image, path)->np.ndarray:
-    "H x W x C float array in [0,1] from any PIL mode."
-    if im.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
-        a = np.asarray(im, dtype=np.float64)
-        mx = 65535.0 if im.mode.startswith('I;16') or a.max() > 255 else 255.0
-        a = (a / mx)[..., None].repeat(3, -1)
-    elif im.mode == 'F':
-        a = np.asarray(im, dtype=np.float64); a = (a / max(a.max(), 1.0))[..., None].repeat(3, -1)
-    else:
-        a = np.asarray(im.convert('RGB'), dtype=np.float64) / 255.0
-    return a.astype(np.float32)
+    try: ImageOps.exif_transpose(im, in_place=True)   # TIFF: PIL has done it while decoding, and dropped the tag
+    except Exception: pass                            # unreadable EXIF: shown as stored, as viewers do
+    return im
 
 # %% ../nbs/00_core.ipynb #s002
 def image_key(x:torch.Tensor, # (3, H, W) image in [0, 1], at its original size
@@ -394,10 +416,29 @@ def versions()->dict:
 
 
 # %% ../nbs/00_core.ipynb #s004
-def read_image(path,       # image file (any PIL-readable mode: L, RGB, RGBA, P, I;16, ...)
+def pil_to_float(im:Image.Image, # a decoded image of any mode
+                 path,           # its file, named in errors (None: an image from memory)
+                )->np.ndarray:   # (H, W, 3) float32 in [0, 1]
+    "An image as an RGB float array in [0, 1], by its pixel type (the table above)."
+    where = f" {path}" if path is not None else ''
+    if im.mode == 'F':
+        a = np.asarray(im, dtype=np.float64)
+        if not np.isfinite(a).all(): raise ValueError(f"float image{where} has NaN or infinite values: expected intensities in [0, 1]")
+        a = a.clip(0, 1)[..., None].repeat(3, -1)
+    elif im.mode == 'I' or im.mode.startswith('I;16'):
+        a = np.asarray(im, dtype=np.float64)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise ValueError(f"integer image{where} has values in {a.min():g}..{a.max():g}: expected 16-bit values 0..65535")
+        a = (a / 65535.0)[..., None].repeat(3, -1)
+    else:
+        try: a = np.asarray(im.convert('RGB'), dtype=np.float64) / 255.0
+        except ValueError as e: raise ValueError(f"cannot read image{where}: {e}") from e
+    return a.astype(np.float32)
+
+def read_image(path,       # image file (any PIL-readable mode: L, RGB, RGBA, P, I;16, I, F, ...)
                size=None,  # int or (h, w): resize (bilinear, antialiased) to this size
                with_key:bool=False, # also return `image_key` of the decoded image at its original size
-              ):           # (3, H, W) float32 in [0, 1]; (image, key) with `with_key`
+              ):           # (3, H, W) float32 in [0, 1], upright; (image, key) with `with_key`
     "Read an image file as an RGB float tensor in [0, 1]."
     im = _open(path)
     if im.mode == 'RGBA' or im.mode == 'LA' or (im.mode == 'P' and 'transparency' in im.info):
@@ -411,22 +452,32 @@ def read_image(path,       # image file (any PIL-readable mode: L, RGB, RGBA, P,
     return (x, key) if with_key else x
 
 # %% ../nbs/00_core.ipynb #s006
-def read_mask(path,                # mask file (0/255 or 0/1, any mode)
+def _mask_pixels(im:Image.Image, path)->np.ndarray:
+    "(H, W) bool: the anomalous pixels of a decoded mask, by its pixel type (the table above)."
+    if im.mode == 'F':
+        a = np.asarray(im, dtype=np.float64)
+        if not np.isfinite(a).all(): raise ValueError(f"float mask {path} has NaN or infinite values: expected values in [0, 1] (> 0.5 is anomalous)")
+        return a > 0.5
+    if im.mode == 'I' or im.mode.startswith('I;16'): a, half = np.asarray(im, dtype=np.int64), 32768
+    elif im.mode in ('1', 'L'): a, half = np.asarray(im.convert('L')), 128
+    else:
+        try: a, half = np.asarray(im.convert('RGB')).max(-1), 128   # colour masks: the brightest channel
+        except ValueError as e: raise ValueError(f"cannot read mask {path}: {e}") from e
+    if a.size and a.min() >= 0 and a.max() <= 1: return a == 1       # a 0/1 mask
+    return a >= half
+
+def read_mask(path,                # mask file (0/255, 0/1, 16-bit or float, any mode)
               size=None,           # int or (h, w): resize bilinearly to this size, then binarise
               binarize:str='gt0.5' # gt0.5 (> 0.5 after resize) | int (authors': only exact 1s after resize)
-             )->torch.Tensor:      # (1, H, W) float32 in {0, 1}
+             )->torch.Tensor:      # (1, H, W) float32 in {0, 1}, upright
     "Read a ground-truth mask as a binary float tensor."
-    im = _open(path)
-    a = np.asarray(im.convert('L') if im.mode not in ('I;16','I;16B','I;16L','I','F') else im, dtype=np.float32)
-    a = (a > 0).astype(np.float32)  # 0/255 and 0/1 both mean {0, 1}
-    m = torch.from_numpy(a)[None]
+    if binarize not in ('gt0.5', 'int'): raise ValueError(f"binarize={binarize!r}: expected 'gt0.5' or 'int'")
+    m = torch.from_numpy(_mask_pixels(_open(path), path).astype(np.float32))[None]
     if size is not None:
         hw = (size, size) if isinstance(size, int) else tuple(size)
         if tuple(m.shape[1:]) != hw:
             m = torch.nn.functional.interpolate(m[None], size=hw, mode='bilinear', align_corners=False)[0]
-    if binarize == 'gt0.5': return (m > 0.5).float()
-    if binarize == 'int': return (m >= 1.0).float()
-    raise ValueError(f"binarize={binarize!r}: expected 'gt0.5' or 'int'")
+    return (m > 0.5).float() if binarize == 'gt0.5' else (m >= 1.0).float()
 
 # %% ../nbs/00_core.ipynb #s008
 def write_image(path,             # destination (.png, .jpg, ...); parent folders are created

@@ -14,7 +14,8 @@ from timm.layers import resample_abs_pos_embed
 import os
 from safetensors.torch import save_file, load_file
 from .core import file_sha256, state_hash
-from .runs import atomic_json, read_json
+from .runs import atomic_json
+from .backbone import WeightsError, check_safetensors, check_finite, read_meta, quiet_loading
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'INPUT_NORMS', 'FeatureExtractor', 'interpolate_pos_embed', 'load_state_file',
@@ -365,23 +366,49 @@ def _referenced_dino(spec:dict, folder:Path, layers, size):
                                 "put the file back, or save the model again with the file's new place")
     got = file_sha256(f)
     if got != ref['sha256']:
-        raise ValueError(f"DINO weights {f} changed since {folder} was saved (sha256 {got[:12]}..., recorded {ref['sha256'][:12]}...): "
-                         "restore the original file, or save the model again with the new one")
+        raise WeightsError(f"DINO weights {f} changed since {folder} was saved: sha256 {got} expected {ref['sha256']} "
+                           f"(recorded in {folder/'extractor.json'}): restore the original file, or save the model again with the new one")
     return load_dino(f, layers, size, spec['pos_interp'], spec['num_heads'], sha256=got)
 
+_SPEC_KINDS = ('dino', 'timm', 'filterbank')
+
+def _check_spec(spec:dict, file:Path):
+    "The fields of an extractor.json, each checked: a ValueError naming the file, the field and what was expected."
+    def need(k, ok, want):
+        if not ok: raise ValueError(f"{file}: {k}={spec.get(k)!r}: expected {want}")
+    need('kind', spec.get('kind') in _SPEC_KINDS, f"one of {list(_SPEC_KINDS)}")
+    L = spec.get('layers')
+    need('layers', isinstance(L, list) and L and all(isinstance(l, int) and not isinstance(l, bool) and l >= 1 for l in L), "a non-empty list of layer indices >= 1")
+    s = spec.get('input_size')
+    need('input_size', s is None or (isinstance(s, int) and not isinstance(s, bool) and s >= 8)
+         or (isinstance(s, list) and len(s) == 2 and all(isinstance(v, int) and v >= 8 for v in s)), "None, an integer >= 8 or [h, w]")
+    need('input_norm', spec.get('input_norm', 'imagenet') in ('imagenet', 'raw'), "'imagenet' or 'raw'")
+    if spec['kind'] == 'dino':
+        need('pos_interp', isinstance(spec.get('pos_interp'), str), "a string ('dino' or 'timm')")
+        need('num_heads', isinstance(spec.get('num_heads'), int) and spec['num_heads'] >= 1, "an integer >= 1")
+        w = spec.get('weights')
+        need('weights', w is None or (isinstance(w, dict) and isinstance(w.get('path'), str) and isinstance(w.get('sha256'), str)),
+             "absent, or {path, sha256} of the DINO file")
+    if spec['kind'] == 'timm': need('name', isinstance(spec.get('name'), str), "a timm model name")
+
 def load_extractor(folder):
-    "Rebuild an extractor written by `save_extractor` (checking a referenced DINO file's hash)."
-    folder = Path(folder)
-    if not (folder/'extractor.json').exists(): raise FileNotFoundError(f"{folder}: no extractor.json (not a saved glad_nb extractor)")
-    spec = read_json(folder/'extractor.json', 'extractor spec')
+    "Rebuild an extractor written by `save_extractor` (checking its spec, a referenced DINO file's hash and finite weights)."
+    folder = Path(folder); file = folder/'extractor.json'
+    if not file.exists(): raise FileNotFoundError(f"{folder}: no extractor.json (not a saved glad_nb extractor)")
+    spec = read_meta(file, 'extractor spec'); _check_spec(spec, file)
     layers, size = tuple(spec['layers']), spec['input_size']
-    if spec.get('kind') == 'dino':
-        if 'weights' in spec: ext = _referenced_dino(spec, folder, layers, size)
-        else: ext = DinoExtractor.from_checkpoint(folder/'weights.safetensors', layers, size, spec['pos_interp'], num_heads=spec['num_heads'])
-    elif spec.get('kind') == 'timm':
-        ext = TimmExtractor(spec['name'], layers, input_size=size)
-        ext.model.load_state_dict(load_file(str(folder/'weights.safetensors')))
-    elif spec.get('kind') == 'filterbank': ext = FilterBankExtractor(layers, size)
-    else: raise ValueError(f"{folder/'extractor.json'}: unknown extractor kind {spec.get('kind')!r}")
+    check_safetensors(folder)
+    try:
+        with quiet_loading():
+            if spec['kind'] == 'dino':
+                if 'weights' in spec: ext = _referenced_dino(spec, folder, layers, size)
+                else: ext = DinoExtractor.from_checkpoint(folder/'weights.safetensors', layers, size, spec['pos_interp'], num_heads=spec['num_heads'])
+            elif spec['kind'] == 'timm':
+                ext = TimmExtractor(spec['name'], layers, input_size=size)
+                ext.model.load_state_dict(load_file(str(folder/'weights.safetensors')))
+            else: ext = FilterBankExtractor(layers, size)
+    except (WeightsError, OSError): raise
+    except (ValueError, RuntimeError, KeyError) as e: raise ValueError(f"{file}: cannot build the {spec['kind']} extractor it describes: {e}") from None
+    check_finite(ext, folder)
     ext.input_norm = spec.get('input_norm', 'imagenet')
     return ext

@@ -17,19 +17,19 @@ from fastcore.basics import patch_to
 from .core import (DEMO_PRESET, DEMO_CATEGORY, DEMO_MODEL, DEMO_TRAIN, DEMO_CATEGORY_TRAIN, DEMO_QUICK, synth_foreground,
                           GLADConfig, TrainConfig, default_device, torch_generator, image_key, state_hash, file_sha256, versions,
                           ADAPT_NO_PENALTY, ADAPT_SETTINGS)
-from .backbone import Backbone, PixelBackbone
+from .backbone import Backbone, PixelBackbone, weight_hashes, verify_weights, read_meta
 from .runs import atomic_json, read_json
-from .features import nn_distance, save_extractor, load_extractor, demo_extractor
+from .features import nn_distance, save_extractor, load_extractor, demo_extractor, _check_spec
 from .ads import ads_reconstruct
 from .metrics import evaluate_category
 from .train import train_backbone
-from .checkpoints import list_checkpoints
+from .checkpoints import list_checkpoints, verify_checkpoint
 from .adapt import adapt_dino
 from .api import Thresholds
 from .results import ScoreCache, EvalResult, concat_caches, score_cache, to_u8
 
 # %% auto #0
-__all__ = ['MODEL_JSON', 'sample_noise', 'posterior_generator', 'batch_keys', 'GLAD', 'demo_glad', 'calibrate_tau', 'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino']
+__all__ = ['MODEL_JSON', 'MODEL_FORMATS', 'sample_noise', 'posterior_generator', 'batch_keys', 'GLAD', 'demo_glad', 'calibrate_tau', 'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino', 'NonFiniteScores']
 
 # %% ../nbs/11_pipeline.ipynb #c005
 def _key_seed(seed:int, key, purpose:str)->int:
@@ -58,6 +58,17 @@ def batch_keys(x:torch.Tensor, # (B,3,H,W) images in [-1,1]
     return [str(k) if k is not None else image_key((xi.detach().float().cpu() + 1) / 2) for k, xi in zip(keys, x)]
 
 # %% ../nbs/11_pipeline.ipynb #c019
+def _check_layers(cfg:GLADConfig, extractor, ads_extractor):
+    "A ValueError naming the setting and the allowed layers when `cfg` asks for feature layers the extractors do not compute."
+    have = getattr(extractor, 'layers', None)
+    if have is not None and not set(cfg.layers) <= set(have):
+        raise ValueError(f"layers={list(cfg.layers)} is out of range for this model: its {type(extractor).__name__} computes layers {list(have)}; "
+                         "expected a non-empty subset of them")
+    have = getattr(ads_extractor, 'layers', None)
+    if cfg.tau > 0 and have is not None and cfg.ads_layer not in have:   # τ = 0: ADS never runs, its layer is unused
+        raise ValueError(f"ads_layer={cfg.ads_layer} is out of range for this model: its ADS {type(ads_extractor).__name__} computes layers "
+                         f"{list(have)}; expected one of them (or tau=0: ADS off)")
+
 class GLAD:
     "GLAD end to end: fit, reconstruct, cache, score, evaluate, save and load."
     def __init__(self, backbone:Backbone,   # diffusion backbone (pixel or latent)
@@ -65,11 +76,17 @@ class GLAD:
                  cfg:GLADConfig,            # inference and scoring settings
                  ads_extractor=None,        # frozen extractor used inside ADS (default: `extractor`)
                  device=None):
-        self.backbone, self.extractor, self.cfg = backbone, extractor, cfg
+        self.backbone, self.extractor = backbone, extractor
         self.ads_extractor = ads_extractor if ads_extractor is not None else extractor
+        self.cfg = cfg   # checked against the extractors (`_check_layers`), here and on every later assignment
         self.device = default_device(device) if not isinstance(device, torch.device) else device
         self.train_result = None
         self.provenance = {}   # what was loaded (checkpoint, DINO weights, adaptation): recorded in every protocol
+
+    @property
+    def cfg(self)->GLADConfig: return self._cfg
+    @cfg.setter
+    def cfg(self, cfg:GLADConfig): _check_layers(cfg, self.extractor, self.ads_extractor); self._cfg = cfg
 
     def _to_device(self):
         for m in {id(m):m for m in (self.backbone, self.extractor, self.ads_extractor)}.values():
@@ -207,30 +224,46 @@ def _save(self:GLAD, path)->Path:
     if ads: save_extractor(self.ads_extractor, path/'ads_extractor')
     atomic_json(path/'config.json', self.cfg.to_dict())
     th = getattr(self, 'thresholds', None)   # image/pixel thresholds (glad_nb.api): written with the model, or removed if unset
+    if th is not None: th.check('the thresholds to save')   # a NaN threshold is never written
     if th is not None: atomic_json(path/'thresholds.json', th.to_dict())
     else: (path/'thresholds.json').unlink(missing_ok=True)
+    bb_rec = json.loads((path/'backbone'/'glad_backbone.json').read_text()).get('weights_sha256', {})   # hashed once, as written
+    rec = {**{f'backbone/{k}': v for k, v in bb_rec.items()},
+           **{f'{e}/{k}': v for e in ('extractor', 'ads_extractor') if (path/e).is_dir() for k, v in weight_hashes(path/e).items()}}
     atomic_json(path/MODEL_JSON, dict(format=1, glad_nb=glad_nb.__version__, backbone=self.backbone.kind,
-                                      extractor=type(self.extractor).__name__, ads_extractor=ads, saved=time.strftime('%Y-%m-%dT%H:%M:%S')))
+                                      extractor=type(self.extractor).__name__, ads_extractor=ads, saved=time.strftime('%Y-%m-%dT%H:%M:%S'),
+                                      weights_sha256=rec))
     return path
 
-def _load(cls, path, device=None)->GLAD:
+MODEL_FORMATS = (1,)   # the glad_model.json formats this code reads
+
+def _load(cls, path, device=None,
+          verify:bool=True,   # check the weight files' sha256 recorded in glad_model.json (False: skip; models saved before the record load unchecked)
+         )->GLAD:
     "Load a `GLAD` saved with `save`."
     path = Path(path)
     if not (path/MODEL_JSON).exists():
         raise FileNotFoundError(f"{path} is not a glad_nb model folder ({MODEL_JSON} not found; GLAD.save writes one, e.g. in <run>/<category>/model)")
-    read_json(path/MODEL_JSON, 'model marker')
-    cfg = GLADConfig.from_dict(read_json(path/'config.json', 'model config'))
+    marker = read_meta(path/MODEL_JSON, 'model marker', dict(format=int, weights_sha256=dict))
+    if marker.get('format', 1) not in MODEL_FORMATS:
+        raise ValueError(f"model marker {path/MODEL_JSON}: format {marker['format']!r}: this glad_nb reads model format(s) {list(MODEL_FORMATS)}")
+    checked = verify and verify_weights(path, marker.get('weights_sha256'), path/MODEL_JSON)
+    d = read_json(path/'config.json', 'model config')
+    try: cfg = GLADConfig.from_dict(d)
+    except (TypeError, ValueError) as e: raise ValueError(f"model config {path/'config.json'}: {e}") from None
     ext = load_extractor(path/'extractor')
     ads = None
     if (path/'ads_extractor').exists():
-        spec = read_json(path/'ads_extractor'/'extractor.json', 'extractor spec')
+        spec = read_meta(path/'ads_extractor'/'extractor.json', 'extractor spec'); _check_spec(spec, path/'ads_extractor'/'extractor.json')
         src = getattr(ext, 'source', None)
-        if src and spec.get('weights', {}).get('sha256') == src['sha256'] and state_hash(ext.vit) == src['state']:
+        if src and (spec.get('weights') or {}).get('sha256') == src['sha256'] and state_hash(ext.vit) == src['state']:
             ads = copy.copy(ext); ads.layers, ads.input_size = tuple(spec['layers']), spec['input_size']
         else: ads = load_extractor(path/'ads_extractor')
-    glad = cls(Backbone.load(path/'backbone'), ext, cfg, ads, device)
+    bb = Backbone.load(path/'backbone', verify=verify and not checked)   # its own record, for a model saved before glad_model.json had one
+    try: glad = cls(bb, ext, cfg, ads, device)
+    except ValueError as e: raise ValueError(f"model config {path/'config.json'}: {e}") from None
     if (path/'thresholds.json').exists():
-        glad.thresholds = Thresholds.from_dict(read_json(path/'thresholds.json', 'thresholds'))
+        glad.thresholds = Thresholds.read(path/'thresholds.json')   # finite numbers, or an error naming the file
         glad.provenance['thresholds'] = glad.thresholds.to_dict()   # recorded in every protocol, as after `calibrate`
     return glad
 
@@ -276,9 +309,12 @@ def checkpoint_folder(train_dir, step:int)->Path:
                                 f"train with --steps >= {step} and a checkpoint every {step} steps or a divisor of it, or choose a step that exists")
     return found[step]
 
-def use_checkpoint(glad:GLAD, train_dir, step:int)->GLAD:
+def use_checkpoint(glad:GLAD, train_dir, step:int,
+                   verify:bool=True,   # check the checkpoint's recorded sha256 first (False: skip)
+                  )->GLAD:
     "Load the UNet weights of checkpoint `step` into `glad.backbone`, recording the file and its hash."
     ck = checkpoint_folder(train_dir, step)
+    verify_checkpoint(ck, verify)
     unet = ck/'backbone'/'unet' if (ck/'backbone'/'unet').is_dir() else ck/'unet'
     files = sorted(unet.glob('*.safetensors'))
     glad.backbone.load_unet_weights(unet)
@@ -343,15 +379,15 @@ from .api import Prediction, model_inputs, resize_map, calibrated_threshold, f1_
 
 # %% ../nbs/11e_api.ipynb #c021
 @torch.no_grad()
-def _scored(glad:GLAD, images, batch_size:int=8):
-    "Yield (inputs, maps (B,S,S), scores (B,), steps (B,)) batch by batch."
+def _scored(glad:GLAD, images, batch_size:int=8, on_bad=None):
+    "Yield (inputs, maps (B,S,S), scores (B,), steps (B,)) batch by batch; `on_bad` as in `model_inputs`."
     if batch_size < 1: raise ValueError(f"batch_size={batch_size}: expected >= 1")
     batch = []
     def run(b):
         cache = glad.cache_batch(torch.stack([t[0] for t in b]), [t[1] for t in b], paths=[t[2] or '' for t in b])
         maps, scores = glad.score(cache)
         return b, maps, scores, cache.steps
-    for t in model_inputs(images, glad.cfg.image_size):
+    for t in model_inputs(images, glad.cfg.image_size, on_bad):
         batch.append(t)
         if len(batch) == batch_size: yield run(batch); batch = []
     if batch: yield run(batch)
@@ -362,17 +398,32 @@ def predict(self:GLAD, images,        # paths, PIL images, arrays, tensors ([0,1
             batch_size:int=8,         # images per reconstruction batch
            )->list:                   # one `Prediction` per image, in order
     "Score images of any size: raw and normalised score, label, map and mask at each image's own size."
-    th, out = self.thresholds, []
-    for items, maps, scores, steps in _scored(self, images, batch_size):
+    th, out, bad = self.thresholds, [], {}
+    unscored = lambda path, why: Prediction(path=None if path is None else str(path), score=float('nan'), norm_score=None, label=None,
+                                            anomaly_map=None, mask=None, step=-1, status=why)
+    for items, maps, scores, steps in _scored(self, images, batch_size, on_bad=lambda i, path, why: bad.__setitem__(i, unscored(path, f"skipped: {why}"))):
         for (_, _, path, hw), m, s, st in zip(items, maps, scores, steps.tolist()):
             amap, s = resize_map(m, hw), float(s)
+            if not np.isfinite(s): out.append(unscored(path, "failed: the model gave a NaN or inf score (a diverged model?)")); continue
             out.append(Prediction(path=path, score=s, step=int(st), anomaly_map=amap,
                                   norm_score=None if th is None else float(th.norm_image(s)),
                                   label=None if th is None else bool(s > th.image),
                                   mask=None if th is None else amap.astype(np.float64) > th.pixel))
+    for i in sorted(bad): out.insert(i, bad[i])   # flagged images in their place: indices ascend, so each lands where it was
     return out
 
 # %% ../nbs/11e_api.ipynb #c030
+class NonFiniteScores(ValueError):
+    "The model gave NaN or inf scores on images it is calibrated on: no thresholds are set (exit code 2 in the CLI)."
+    code = 2
+
+def _finite_scores(s, m, what:str):
+    "A `NonFiniteScores` when any image score or map value is NaN or inf: thresholds from them would be NaN and label every image normal."
+    n = int((~np.isfinite(s)).sum()) + int((~np.isfinite(m).reshape(len(m), -1).all(1)).sum())
+    if n: raise NonFiniteScores(f"calibration failed: the model gave NaN or inf scores or maps on {what} ({int((~np.isfinite(s)).sum())} of {len(s)} "
+                                "image scores), so the thresholds would not be finite and were not set. The model's weights are not usable: "
+                                "after training, a learning rate too large is the likely cause (lower lr and train again)")
+
 def _collect(glad:GLAD, images, batch_size:int)->tuple:
     "(image scores (N,), maps (N,S,S)) of `images` as float64 numpy."
     sc, mp = [], []
@@ -392,6 +443,7 @@ def calibrate(self:GLAD, normal_images,    # normal images only (anything `predi
         items = [dict(image=x, key=k) for x, k, _, _ in model_inputs(normal_images, self.cfg.image_size)]
         self.cfg = self.cfg.replace(tau=round(calibrate_tau(self, items, batch_size=batch_size), 4))
     s, m = _collect(self, normal_images, batch_size)
+    _finite_scores(s, m, 'the normal images calibrated on')
     self.thresholds = Thresholds(image=calibrated_threshold(s, quantile), pixel=calibrated_threshold(m, quantile),
                                  image_min=float(s.min()), image_max=float(s.max()), pixel_min=float(m.min()), pixel_max=float(m.max()),
                                  method='normal', quantile=float(quantile), n_images=len(s))
@@ -409,6 +461,7 @@ def calibrate_f1(self:GLAD, val_ds,   # a labelled validation dataset (items: im
     y, mk = cache.labels.numpy(), cache.masks.numpy()
     if y.min() == y.max(): raise ValueError("calibrate_f1 needs normal and anomalous images in the labelled set")
     s, m = scores.double().numpy(), maps.double().numpy()
+    _finite_scores(s, m, 'the labelled set')
     ns, nm = s[y == 0], m[y == 0]
     self.thresholds = Thresholds(image=f1_threshold(s, y), pixel=f1_threshold(m, mk), image_min=float(ns.min()), image_max=float(ns.max()),
                                  pixel_min=float(nm.min()), pixel_max=float(nm.max()), method='f1', quantile=None, n_images=len(y))
@@ -445,7 +498,7 @@ def pixel(cls:GLAD, image_size:int|None=None, # model and map size (default: the
          )->GLAD:
     "The CPU recipe: a small pixel-space UNet and the weight-free filter bank, with the demo's settings."
     if config is None:
-        S = image_size or DEMO_PRESET['image_size']
+        S = DEMO_PRESET['image_size'] if image_size is None else image_size   # 0 is refused by GLADConfig, never taken for the default
         cfg = GLADConfig(**{**_fields(GLADConfig, DEMO_PRESET), 'image_size': S,
                             'feature_size': max(8, round(S * DEMO_PRESET['feature_size'] / DEMO_PRESET['image_size']))},
                          preset='pixel', tuned_on_test=False, seed=seed)
@@ -467,7 +520,7 @@ def pixel_train_config(cls:GLAD, image_size:int|None=None, # training size (defa
     "The CPU recipe's training settings (the demo's) at `image_size`, its noise levels covering `T0`."
     d = {**DEMO_TRAIN, **(DEMO_QUICK if quick else {})}
     if T0 is not None and T0 > d.get('t_max', 1000): d['t_max'] = 1000   # above the recipe's levels: train on all of them
-    S0 = d.get('image_size', DEMO_PRESET['image_size']); S = image_size or S0
+    S0 = d.get('image_size', DEMO_PRESET['image_size']); S = S0 if image_size is None else image_size
     if d.get('crop_size'): d['crop_size'] = min(S, max(8, 8 * round(d['crop_size'] * S / S0 / 8)))
     return TrainConfig(**{**_fields(TrainConfig, d), 'image_size': S, 'seed': seed, **overrides})
 

@@ -17,11 +17,11 @@ from .schedule import q_sample, eps_from_x0
 from .backbone import Backbone, LatentBackbone, PixelBackbone
 from .synthesis import synthesize, TextureSource
 from .checkpoints import (list_checkpoints, has_state, STATE_JSON, load_training_state, set_rng_state, write_frozen,
-                                 save_checkpoint, prune_checkpoints, preset_steps)
+                                 save_checkpoint, prune_checkpoints, preset_steps, verify_checkpoint)
 
 # %% auto #0
 __all__ = ['atp_target', 'atp_loss', 'step_generator', 'StepSampler', 'random_crop', 'micro_batch_loss', 'TrainResult',
-           'make_optimizer', 'make_scheduler', 'make_ema', 'train_backbone']
+           'TrainingDiverged', 'make_optimizer', 'make_scheduler', 'make_ema', 'train_backbone']
 
 # %% ../nbs/06_train.ipynb #c005
 def atp_target(z_t:Tensor,      # noisy mixed latent √ᾱ·z_s + √(1-ᾱ)·ε
@@ -154,6 +154,15 @@ class TrainResult:
 
 _RESUME_OK = {'steps', 'ckpt_every', 'keep_checkpoints'}  # config fields that may change between a run and its resumption
 
+class TrainingDiverged(ValueError):
+    "Training produced a NaN or inf loss or weights: stopped before anything non-finite was saved (exit code 2 in the CLI: a setting to change)."
+    code = 2
+
+def _diverged(step:int, what:str, cfg:TrainConfig)->TrainingDiverged:
+    return TrainingDiverged(f"training diverged at step {step}: {what}. The likely cause is the learning rate lr={cfg.lr:g}, too large for "
+                            f"this model: lower it (e.g. lr={cfg.lr / 100:g}) and train again into a new out_dir; checkpoints written before "
+                            f"step {step} hold finite weights")
+
 # %% ../nbs/06_train.ipynb #s001
 def make_optimizer(params, cfg:TrainConfig, device)->tuple:
     "AdamW (bitsandbytes 8-bit when asked for and available on CUDA) over the trainable `params`; returns (optimizer, name)."
@@ -201,7 +210,7 @@ def _check_crop(backbone:Backbone, cfg:TrainConfig):
     f = 2 ** (len(backbone.unet.config.block_out_channels) - 1)
     if cfg.crop_size % f: raise ValueError(f"crop_size={cfg.crop_size}: this pixel UNet downsamples by {f}, so crops must be multiples of {f}")
 
-def _resume_point(out:Path, resume:bool)->tuple:
+def _resume_point(out:Path, resume:bool, verify:bool=True)->tuple:
     "(step, checkpoint, training state) to resume from, or (0, None, None) for a new run."
     ckpts = list_checkpoints(out)
     if not ckpts: return 0, None, None
@@ -210,7 +219,9 @@ def _resume_point(out:Path, resume:bool)->tuple:
     if not has_state(ckpt):
         raise ValueError(f"cannot resume from {ckpt}: it holds no training state ({STATE_JSON}), and glad_nb keeps one with the "
                          f"newest checkpoint only. Start the run fresh in a new out_dir (the checkpoints' UNet weights stay usable).")
-    return step, ckpt, load_training_state(ckpt)   # data only: a planted or corrupt file is refused, never run
+    saved = load_training_state(ckpt)              # data only: a planted or corrupt file is refused, never run
+    verify_checkpoint(ckpt, verify, state=True)    # then the recorded sha256 of its UNet and training state
+    return step, ckpt, saved
 
 def _check_resume(saved:dict, cfg:TrainConfig, world:int, ckpt:Path):
     old = TrainConfig.from_dict(saved['config']).to_dict()   # fields newer than the saved run: their defaults
@@ -245,6 +256,7 @@ def train_backbone(backbone:Backbone,   # float32 backbone to fine-tune (its UNe
                    resume:bool=True,    # resume from the last checkpoint in `out_dir`
                    textures=None,       # TextureSource (default: from cfg.dtd_root, else built-in textures)
                    num_workers:int=0,   # DataLoader worker processes reading images
+                   verify:bool=True,    # check the resumed checkpoint's recorded sha256 (False: skip)
                   )->TrainResult:
     "Fine-tune `backbone` with the ATP loss on `dataset`; resumable, multi-process through `accelerate launch`."
     from tqdm.auto import tqdm
@@ -259,7 +271,7 @@ def train_backbone(backbone:Backbone,   # float32 backbone to fine-tune (its UNe
     world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
     end = cfg.steps if max_steps is None else min(cfg.steps, int(max_steps))
 
-    start, ckpt, saved = _resume_point(out, resume)
+    start, ckpt, saved = _resume_point(out, resume, verify)
     if saved is not None:
         _check_resume(saved, cfg, world, ckpt)
         backbone.load_unet_weights(ckpt/'unet')                # the model: the EMA's weights when EMA is on
@@ -309,6 +321,9 @@ def train_backbone(backbone:Backbone,   # float32 backbone to fine-tune (its UNe
                 loss = micro_batch_loss(model, bb, x, cfg, step_generator(cfg.seed, m, rank), textures, acc.autocast)
                 acc.backward(loss / A)
             total += loss.detach() / A
+        bad = (~torch.isfinite(total)).float()                   # every process stops together: the flag is summed over all
+        if (acc.reduce(bad, 'sum') if world > 1 else bad).item() > 0:
+            raise _diverged(step, f"the ATP loss is {total.item()} (not finite), before the weights were updated with it", cfg)
         gn = acc.clip_grad_norm_(bb.unet.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
         lr = optimizer.param_groups[0]['lr']
         optimizer.step(); scheduler.step(); optimizer.zero_grad(set_to_none=True)
@@ -324,6 +339,8 @@ def train_backbone(backbone:Backbone,   # float32 backbone to fine-tune (its UNe
             bar.set_postfix(loss=f'{l:.4f}')
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             path = out/'checkpoints'/f'step_{step:06d}'
+            nf = next((n for n, p in bb.unet.named_parameters() if not torch.isfinite(p).all()), None)   # never saved
+            if nf is not None: raise _diverged(step, f"the UNet weight {nf} holds NaN or inf after the update", cfg)
             if main:
                 save_checkpoint(path, bb, step, cfg, optimizer, scheduler, acc.scaler, ema, dict(world_size=world))
                 prune_checkpoints(out, cfg.keep_checkpoints, preset_steps() | {cfg.steps})   # after: a crash in between loses nothing
