@@ -9,16 +9,16 @@ from pathlib import Path
 import pandas as pd
 import torch
 from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, preset, synth_foreground
-from .data import list_images
+from .data import list_images, split_warnings
 from .demo import make_demo_dataset
 from .backbone import check_sd_folder
 from .checkpoints import list_checkpoints
 from .runs import (RunError, open_run, read_run, settings_diff, describe_diff, process_rank, process_device, process_slice, part_file,
                           wait_for_all, atomic_json, atomic_csv, read_json)
 from .results import ScoreCache, concat_caches, write_protocol, write_result, read_result, result_done, eval_name
-from .api import TooFewToHoldOut, predict_rows, overlay_names, SCORE_COLUMNS
-from .pipeline import GLAD, MODEL_JSON, demo_glad, calibrate_tau, checkpoint_folder, use_checkpoint, adapt_scoring_dino
-from .experiments import evaluate_into, run_demo_categories, cpu_cores, time_reconstruction
+from .api import predict_rows, overlay_names, SCORE_COLUMNS
+from .pipeline import GLAD, MODEL_JSON, demo_glad, checkpoint_folder, use_checkpoint, adapt_scoring_dino
+from .experiments import fit_and_calibrate, evaluate_into, run_demo_categories, cpu_cores, time_reconstruction
 from .report import write_summary
 from .options import (CLIError, failing_as, check_device, check_precision, apply_sets, command_settings, format_settings,
                              setting_fields, check_path, resolve_categories, checked_dataset, checked_val_dataset, unchanged_inputs,
@@ -125,30 +125,6 @@ def _train_settings(args, root, cats, sets)->dict:
 
 _TRAIN_COMPARED = ('dataset', 'root', 'setting', 'backbone', 'weights', 'dino', 'seed', 'precision', 'sets', 'threshold_quantile', 'val')
 
-# %% ../nbs/14_commands.ipynb #h103
-def _fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
-                       tau:bool,            # calibrate τ (the pixel backbone, unless τ was set)
-                       val_ds=None, quantile:float=1.0, **kw)->dict:
-    "Train on the normal images less a held-out part, then calibrate τ and the thresholds; what the train protocol records."
-    rec, unit = dict(holdout=None), folder.name
-    with failing_as(3, catch=ValueError):   # a checkpoint that does not fit these settings
-        try: glad.fit_calibrated(ds, tcfg, folder/'train', quantile=quantile, tau=tau, **kw); ho = glad.thresholds.holdout
-        except TooFewToHoldOut: glad.fit(ds, tcfg, folder/'train', **kw); ho = None   # raised before any training
-    if ho is not None:
-        rec['holdout'] = dict(**{k: ho[k] for k in ('n_train', 'n_holdout', 'seed', 'indices')}, paths=[str(ds[i]['path']) for i in ho['indices']])
-        _say(f"[{unit}] calibrated on {ho['n_holdout']} held-out normal images (trained on {ho['n_train']})")
-    else:
-        warnings.warn(f"[{unit}] {len(ds)} normal training images are too few to hold out 8 for calibration: trained on all of them"
-                      + ("; τ calibrated on them" if tau else '') + ("" if val_ds is not None else "; the model has no thresholds (give more images or --val)"))
-        if tau: glad.cfg = glad.cfg.replace(tau=round(calibrate_tau(glad, ds), 4))
-    if val_ds is not None:
-        with failing_as(2, '--val'): glad.calibrate_f1(val_ds)
-        _say(f"[{unit}] F1-adaptive thresholds from --val ({len(val_ds)} images)")
-    th = getattr(glad, 'thresholds', None)
-    _say(f"[{unit}] τ = {glad.cfg.tau}" + (' (calibrated)' if tau else ''))
-    if th is not None: _say(f"[{unit}] thresholds: image {th.image:.4g}, pixel {th.pixel:.4g} ({th.method})")
-    return dict(**rec, tau=glad.cfg.tau, thresholds=th.to_dict() if th is not None else None)
-
 # %% ../nbs/14_commands.ipynb #s003
 def cmd_train(args)->int:
     "ATP fine-tuning per category (or one model for all with --setting multi), then τ and thresholds from held-out normal images."
@@ -185,7 +161,7 @@ def cmd_train(args)->int:
         glad.cfg = cfg
         if tcfg.batch_size > len(tr): tcfg = tcfg.replace(batch_size=len(tr)); _say(f"[{unit}] batch size {tcfg.batch_size}: there are only {len(tr)} images")
         _say(f"[{unit}] ATP training ({args.backbone}): {tcfg.steps} steps, batch {tcfg.batch_size}, lr {tcfg.lr:g}, {len(tr)} normal images")
-        rec = _fit_and_calibrate(glad, tr, tcfg, out/unit, pixel and 'tau' not in sets and glad.cfg.tau > 0, val_ds, args.threshold_quantile,
+        rec = fit_and_calibrate(glad, tr, tcfg, out/unit, pixel and 'tau' not in sets and glad.cfg.tau > 0, val_ds, args.threshold_quantile,
                                  progress=not args.no_progress, num_workers=args.num_workers)
         if process_rank()[0] == 0:   # under `accelerate launch` only one process writes
             glad.save(out/unit/'model')
@@ -289,6 +265,8 @@ def cmd_test(args)->int:
                       protect={f'--config {c}': c for c in args.config})
     args._run = out
     results, models, is_main = {}, {}, process_rank()[0] == 0
+    for c, (ds, _) in data.items():
+        for w in (split_warnings(ds) if is_main else []): _say(f"[{c or 'folder'}] {w}")
     for c, unit, cfg, ck, model in plan:
         folder = out/(c or 'folder')/name
         if is_main: unchanged_inputs(folder, data[c][0], f"[{c or 'folder'}] the test images", reused=result_done(folder))

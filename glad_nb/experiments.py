@@ -4,25 +4,25 @@
 
 # %% ../nbs/11c_experiments.ipynb #c003
 from __future__ import annotations
-import hashlib, json, os, threading, time
+import hashlib, json, os, threading, time, warnings
 from pathlib import Path
 import pandas as pd
-from .core import GLADConfig, IN_TEST, state_hash, DEMO_CATEGORIES
+import torch
+from .core import GLADConfig, TrainConfig, IN_TEST, state_hash, seed_everything, DEMO_CATEGORIES
 from .data import DemoDataset
 from .demo import demo_root, make_demo_dataset
 from .metrics import METRICS, evaluate_category, HEADLINE
-from .pipeline import demo_glad
+from .api import TooFewToHoldOut
+from .options import failing_as
 from .results import score_cache, result_done, write_result
-from .pipeline import GLAD, MODEL_JSON
+from .pipeline import GLAD, MODEL_JSON, demo_glad, calibrate_tau
 from .baseline import baseline_result
-import torch
-from .core import seed_everything
 
 # %% auto #0
 __all__ = ['SMALL_TRAIN', 'SWEEP_PARAMS', 'demo_data', 'train_key', 'fit_demo', 'ablation_dir', 'metric_row', 'mean_table',
            'bar_figure', 'protocol_line', 'run_ablation', 'save_ablation', 'small_run', 'demo_protocol', 'full_run',
            'SweepCancelled', 'sweep', 'evaluate_into', 'demo_category', 'cpu_cores', 'run_demo_categories',
-           'time_reconstruction']
+           'time_reconstruction', 'fit_and_calibrate']
 
 # %% ../nbs/11c_experiments.ipynb #c006
 def demo_data(root, category:str, size:int)->tuple:
@@ -251,3 +251,27 @@ def time_reconstruction(glad,                # any GLAD
         for k, v in r.counts.items(): counts[k] = counts.get(k, 0) + float(torch.as_tensor(v).float().sum())
     if glad.device.type == 'cuda': torch.cuda.synchronize()
     return time.time() - t0, {k: v / n for k, v in counts.items()}
+
+# %% ../nbs/11c_experiments.ipynb #8c22f9dc
+def fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
+                      tau:bool,            # calibrate τ (the pixel backbone, unless τ was set)
+                      val_ds=None, quantile:float=1.0, **kw)->dict:
+    "Train on the normal images less a held-out part, then calibrate τ and the thresholds; what the train protocol records."
+    rec, unit = dict(holdout=None), folder.name
+    with failing_as(3, catch=ValueError):   # a checkpoint that does not fit these settings
+        try: glad.fit_calibrated(ds, tcfg, folder/'train', quantile=quantile, tau=tau, **kw); ho = glad.thresholds.holdout
+        except TooFewToHoldOut: glad.fit(ds, tcfg, folder/'train', **kw); ho = None   # raised before any training
+    if ho is not None:
+        rec['holdout'] = dict(**{k: ho[k] for k in ('n_train', 'n_holdout', 'seed', 'indices')}, paths=[str(ds[i]['path']) for i in ho['indices']])
+        _say(f"[{unit}] calibrated on {ho['n_holdout']} held-out normal images (trained on {ho['n_train']})")
+    else:
+        warnings.warn(f"[{unit}] {len(ds)} normal training images are too few to hold out 8 for calibration: trained on all of them"
+                      + ("; τ calibrated on them" if tau else '') + ("" if val_ds is not None else "; the model has no thresholds (give more images or --val)"))
+        if tau: glad.cfg = glad.cfg.replace(tau=round(calibrate_tau(glad, ds), 4))
+    if val_ds is not None:
+        with failing_as(2, '--val'): glad.calibrate_f1(val_ds)
+        _say(f"[{unit}] F1-adaptive thresholds from --val ({len(val_ds)} images)")
+    th = getattr(glad, 'thresholds', None)
+    _say(f"[{unit}] τ = {glad.cfg.tau}" + (' (calibrated)' if tau else ''))
+    if th is not None: _say(f"[{unit}] thresholds: image {th.image:.4g}, pixel {th.pixel:.4g} ({th.method})")
+    return dict(**rec, tau=glad.cfg.tau, thresholds=th.to_dict() if th is not None else None)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13a_options.ipynb #e71831dd
 from __future__ import annotations
-import argparse, dataclasses, difflib, json, math
+import argparse, dataclasses, difflib, json, math, os
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -265,7 +265,8 @@ def unchanged_inputs(folder,   # where the model or result is (or will be)
                      reused:bool, # whether something made earlier in `folder` is about to be reused
                     ):
     "Refuse (RunError, exit 4) to reuse what `folder` holds when the dataset's files changed since; else record them."
-    fp = input_fingerprint(dataset_files(ds))
+    files = dataset_files(ds)
+    fp = input_fingerprint(files, os.path.commonpath([os.path.dirname(f) for f in files]) if files else None)
     diff = inputs_changed(folder, fp)
     if diff and reused: raise RunError(f"{what} changed since {folder} was made from them ({diff}): pass --overwrite to start afresh, or choose another --out")
     record_inputs(folder, fp)

@@ -117,6 +117,8 @@ def _open_run_here(out, kind:str, settings:dict, compare:tuple, overwrite:bool=F
     "`open_run`'s work in this process (its parameters are documented there): (folder, settings in force)."
     out = Path(out)
     if resume and overwrite: raise RunError("--resume continues the run in --out and --overwrite starts it afresh: give one of them", 2)
+    too_long = [p for p in out.parts if len(os.fsencode(p)) > 255]
+    if too_long: raise RunError(f"--out {str(out)[:60]}...: the name {too_long[0][:20]}... is too long ({len(os.fsencode(too_long[0]))} bytes; a file system allows 255)", 2)
     check_inputs_outside(out, inputs)
     if out.exists() and not out.is_dir(): raise RunError(f"--out {out} is a file: expected a folder", 2)
     if out.is_dir() and read_run(out, damaged=True) is None and any(p.name != LOCK_FILE for p in out.iterdir()):
@@ -314,7 +316,7 @@ def inputs_changed(folder, fingerprint:dict)->str:
     same = lambda a, b: a[0] == b[0] and ((a[2] == b[2]) if a[2] and b[2] else a[1] == b[1])
     changed = [k for k in fingerprint if k in old and not same(old[k], fingerprint[k])]
     gone, new = [k for k in old if k not in fingerprint], [k for k in fingerprint if k not in old]
-    words = [f"{len(v)} {w} ({', '.join(Path(x).name for x in v[:3])}{' ...' if len(v) > 3 else ''})"
+    words = [f"{len(v)} {w} ({', '.join(v[:3])}{' ...' if len(v) > 3 else ''})"
              for v, w in ((changed, 'changed'), (gone, 'removed'), (new, 'added')) if v]
     return ', '.join(words)
 

@@ -96,7 +96,7 @@ def test_config_file_then_set_then_flags(folder_data, tmp_path):
 @pytest.mark.parametrize('argv,needle', [
     (['--set', 'no_such_key=1'], '--set no_such_key: not a setting of this command; did you mean '),
     (['--set', 'learning_rate=1e-5'], 'did you mean lr?'),
-    (['--set', 'lr=fast'], '--set lr=fast: expected a value of type float'),
+    (['--set', 'lr=fast'], '--set lr=fast: expected a finite value of type float'),
     (['--set', 'seed=1'], 'use --seed instead'),
     (['--lr', '1e-4', '--set', 'lr=1e-5'], 'disagree'),
     (['--config', 'CFG'], 'tua: not a setting of this command; did you mean tau?'),

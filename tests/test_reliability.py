@@ -90,7 +90,7 @@ def test_test_of_other_data_into_a_train_run(capsys, run_copy, tiny_inputs, tmp_
 
 def test_train_with_another_seed_into_a_run(capsys, run_copy, tiny_inputs):
     before = snapshot(run_copy)
-    bad(capsys, 4, ["seed: 0 there, 1 now", '--resume', '--overwrite'], *_train(tiny_inputs, run_copy, '--seed', '1'))
+    bad(capsys, 4, ["seed: 0 there, 1 now", '--overwrite'], *_train(tiny_inputs, run_copy, '--seed', '1'))
     assert snapshot(run_copy) == before
 
 def test_same_evaluation_with_another_precision(capsys, run_copy, tiny_inputs):
@@ -145,7 +145,7 @@ def test_bad_numbers_and_devices(capsys, tmp_path, argv, needle):
 
 @pytest.mark.parametrize('sets,needle', [
     (['tua=0.3'], '--set tua: not a setting of this command; did you mean tau?'),
-    (['tau=abc'], '--set tau=abc: expected a value of type float'),
+    (['tau=abc'], '--set tau=abc: expected a finite value of type float'),
     (['tau=-1'], 'tau=-1.0 is out of range'),
     (['lr=1e-4'], '--set lr: not a setting of this command'),
     (['seed=3'], '--set seed: use --seed instead'),
