@@ -4,16 +4,18 @@
 
 # %% ../nbs/10_adapt.ipynb #c002
 from __future__ import annotations
-import copy
+import copy, hashlib, json
 from pathlib import Path
 from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from .features import DinoExtractor
+from .core import state_hash, ADAPT_SETTINGS, ADAPT_NO_PENALTY
+from safetensors.torch import load_file
 
 # %% auto #0
-__all__ = ['mlp_parameter_names', 'adaptation_loss', 'adapt_dino']
+__all__ = ['mlp_parameter_names', 'adaptation_loss', 'adapt_dino', 'adapt_scoring_dino']
 
 # %% ../nbs/10_adapt.ipynb #c005
 def mlp_parameter_names(extractor:DinoExtractor, # the DINO extractor to adapt
@@ -126,3 +128,46 @@ def adapt_dino(extractor:DinoExtractor, # trained in place
         ckpts.append(save(ep))
     extractor.requires_grad_(False)
     return ckpts
+
+# %% ../nbs/11_pipeline.ipynb #c051
+@torch.no_grad()
+def _reconstruct_all(glad, ds, cfg, batch_size:int, size:int)->tuple:
+    xs, rs = [], []
+    for i in range(0, len(ds), batch_size):
+        items = [ds[j] for j in range(i, min(len(ds), i + batch_size))]
+        x = torch.stack([it['image'] for it in items]).float()
+        r = glad.reconstruct(x, [it.get('key') for it in items], cfg=cfg).recon.float().cpu()
+        to = lambda t: F.interpolate(t, size=(size, size), mode='bilinear', antialias=True, align_corners=False) if t.shape[-1] != size else t
+        xs.append(to(x)); rs.append(to(r))
+    return torch.cat(xs), torch.cat(rs)
+
+# %% ../nbs/11_pipeline.ipynb #s007
+def adapt_scoring_dino(glad,        # a GLAD with a DinoExtractor for scoring
+                       train_ds,           # normal training images
+                       epochs:int,         # DINO epoch of the preset (0: nothing to do)
+                       cache_dir,          # where adapted weights are kept (e.g. <run>/<category>/dino-adapt)
+                       lam:float|None=None,# stay-close weight (default: docs/method.md §6 for the category)
+                       batch_size:int=8,   # reconstruction batch
+                       progress:bool=False):
+    "Replace the scoring DINO by a copy adapted for `epochs` epochs (docs/method.md §6); ADS keeps the frozen one."
+    if epochs <= 0: return glad
+    cfg, A = glad.cfg, ADAPT_SETTINGS
+    lam = (0.0 if cfg.category in ADAPT_NO_PENALTY else A['lam']) if lam is None else lam
+    frozen = glad.extractor
+    key = hashlib.sha256(json.dumps([state_hash(glad.backbone.unet), state_hash(frozen), cfg.t_min, A, lam, cfg.seed,
+                                     cfg.feature_size, sorted(str(train_ds[i].get('key')) for i in range(len(train_ds)))]).encode()).hexdigest()[:16]
+    folder, final = Path(cache_dir)/key, Path(cache_dir)/key/f'epoch{epochs}.safetensors'
+    ext = copy.deepcopy(frozen); ext.__dict__.pop('source', None)
+    if final.exists(): ext.vit.load_state_dict(load_file(str(final)))
+    else:
+        rcfg = cfg.replace(T0=cfg.t_min, tau=0.0, K=min(A['K'], cfg.t_min))
+        x, r = _reconstruct_all(glad, train_ds, rcfg, batch_size, cfg.feature_size)
+        adapt_dino(ext, (x, r), epochs=epochs, lam=lam, lr=A['lr'], batch_size=A['batch_size'], grad_accum=A['grad_accum'],
+                   seed=cfg.seed, out_dir=folder)
+        for k in range(epochs): (folder/f'epoch{k}.safetensors').unlink(missing_ok=True)   # keep the epoch used
+    ext.requires_grad_(False).eval()
+    if glad.ads_extractor is frozen: glad.ads_extractor = frozen
+    glad.extractor = ext
+    glad.provenance['dino_adaptation'] = dict(epoch=int(epochs), lam=lam, weights=str(final), adapted_hash=state_hash(ext),
+                                              frozen_hash=state_hash(frozen))
+    return glad

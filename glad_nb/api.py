@@ -19,13 +19,14 @@ import warnings
 from collections import Counter
 from .core import write_image
 from .runs import atomic_npy
+from .weights import read_meta
 from .options import one_line
 
 # %% auto #0
 __all__ = ['THRESHOLD_RTOL', 'HEAT_SCALE', 'SCORE_COLUMNS', 'TooFewToHoldOut', 'holdout_split', 'normalize', 'Thresholds',
            'NonFiniteImage', 'load_input', 'to_model_input', 'as_image_list', 'model_inputs', 'Prediction',
-           'resize_map', 'calibrated_threshold', 'f1_threshold', 'overlay', 'predictions_table', 'overlay_names',
-           'read_for_predict', 'write_prediction_files', 'predict_rows']
+           'resize_map', 'calibrated_threshold', 'NonFiniteScores', 'check_finite_scores', 'f1_threshold', 'overlay',
+           'predictions_table', 'overlay_names', 'read_for_predict', 'write_prediction_files', 'predict_rows']
 
 # %% ../nbs/11e_api.ipynb #c006
 class TooFewToHoldOut(ValueError):
@@ -94,7 +95,6 @@ class Thresholds:
     @classmethod
     def read(cls, path)->Thresholds:
         "Read and check a thresholds.json (`GLAD.save` writes it): a ValueError names the file and what was expected."
-        from glad_nb.backbone import read_meta
         d = read_meta(path, 'thresholds')
         missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in d]
         if missing: raise ValueError(f"thresholds {path}: {missing} missing: expected the fields image, pixel, image_min, image_max, pixel_min, pixel_max")
@@ -202,6 +202,18 @@ def calibrated_threshold(values,          # normal image scores (N,) or map valu
     v = np.asarray(values, np.float64).ravel()
     q = float(np.quantile(v, quantile))
     return q + THRESHOLD_RTOL * max(float(v.max() - v.min()), abs(q))
+
+# %% ../nbs/11e_api.ipynb #96238072
+class NonFiniteScores(ValueError):
+    "The model gave NaN or inf scores on images it is calibrated on: no thresholds are set (exit code 2 in the CLI)."
+    code = 2
+
+def check_finite_scores(s, m, what:str):
+    "A `NonFiniteScores` when any image score or map value is NaN or inf: thresholds from them would be NaN and label every image normal."
+    n = int((~np.isfinite(s)).sum()) + int((~np.isfinite(m).reshape(len(m), -1).all(1)).sum())
+    if n: raise NonFiniteScores(f"calibration failed: the model gave NaN or inf scores or maps on {what} ({int((~np.isfinite(s)).sum())} of {len(s)} "
+                                "image scores), so the thresholds would not be finite and were not set. The model's weights are not usable: "
+                                "after training, a learning rate too large is the likely cause (lower lr and train again)")
 
 # %% ../nbs/11e_api.ipynb #c034
 def f1_threshold(values,   # image scores (N,) or maps (N,H,W)

@@ -4,24 +4,23 @@
 
 # %% ../nbs/04_backbone.ipynb #c002
 from __future__ import annotations
-import json, math, os, shutil, uuid, tempfile, warnings
-from contextlib import contextmanager
+import json, math, os, shutil, uuid, tempfile
 from pathlib import Path
 import torch
 from torch import nn, Tensor
 from diffusers import UNet2DConditionModel, UNet2DModel, AutoencoderKL, AutoencoderTiny, DDIMScheduler
 from safetensors.torch import save_file, load_file
-from safetensors import safe_open
-from .core import file_sha256
+from .weights import (WeightsError, unreadable_message, first_line, weight_hashes, verify_weights, check_safetensors, check_finite,
+                             read_meta, quiet_loading)
 from .schedule import sd14_scheduler, pixel_scheduler, alphas_cumprod
 
 # %% auto #0
-__all__ = ['META', 'WEIGHT_SUFFIXES', 'BACKBONE_FORMATS', 'SD_LAYOUT', 'atomic_dir', 'Backbone', 'WeightsError', 'weight_hashes',
-           'verify_weights', 'check_safetensors', 'check_finite', 'read_meta', 'quiet_loading', 'encode_prompts',
-           'tiny_text_encoder', 'LatentBackbone', 'check_sd_folder', 'PixelBackbone', 'TinyDecoder',
-           'load_tiny_decoder']
+__all__ = ['BACKBONE_FORMATS', 'META', 'SD_LAYOUT', 'atomic_dir', 'Backbone', 'encode_prompts', 'tiny_text_encoder',
+           'LatentBackbone', 'check_sd_folder', 'PixelBackbone', 'TinyDecoder', 'load_tiny_decoder']
 
 # %% ../nbs/04_backbone.ipynb #c005
+BACKBONE_FORMATS = (1,)   # the glad_backbone.json formats this code reads
+
 def atomic_dir(path,  # the folder to (re)write
                write, # callable(tmp_folder) that writes the content
               )->Path:
@@ -114,7 +113,7 @@ class Backbone(nn.Module):
         with quiet_loading():
             try: bb = sub._read(path, meta, dtype=dtype, device=device)
             except (WeightsError, FileNotFoundError): raise
-            except Exception as e: raise WeightsError(f"{path}: cannot load the {meta['kind']} backbone: {_first_line(e)}") from e
+            except Exception as e: raise WeightsError(f"{path}: cannot load the {meta['kind']} backbone: {first_line(e)}") from e
         check_finite(bb, path)
         return bb
 
@@ -125,12 +124,12 @@ class Backbone(nn.Module):
         sd = {}
         for f in files:
             try: part = load_file(f)
-            except Exception as e: raise WeightsError(_unreadable(f, e)) from None
+            except Exception as e: raise WeightsError(unreadable_message(f, e)) from None
             bad = [k for k, v in part.items() if v.is_floating_point() and not torch.isfinite(v).all()]
             if bad: raise WeightsError(f"{f}: weight {bad[0]} holds NaN or inf values ({len(bad)} tensor(s) affected): a corrupt file or a diverged training")
             sd.update(part)
         try: self.unet.load_state_dict(sd)
-        except RuntimeError as e: raise WeightsError(f"{folder}: the weights do not fit this UNet: {_first_line(e)}") from None
+        except RuntimeError as e: raise WeightsError(f"{folder}: the weights do not fit this UNet: {first_line(e)}") from None
         return self
 
 # %% ../nbs/04_backbone.ipynb #s001
@@ -147,98 +146,9 @@ def _sched_from(folder:Path)->DDIMScheduler:
         with quiet_loading(): s = DDIMScheduler.from_config(cfg, steps_offset=1, set_alpha_to_one=False, clip_sample=False, prediction_type='epsilon')
         ab = s.alphas_cumprod
         ok = len(ab) >= 1 and bool(torch.isfinite(ab).all() and (ab > 0).all() and (ab <= 1).all() and (ab.diff() <= 0).all())
-    except Exception as e: raise ValueError(f"{f}: not a usable DDIM scheduler config ({_first_line(e)})") from None
+    except Exception as e: raise ValueError(f"{f}: not a usable DDIM scheduler config ({first_line(e)})") from None
     if not ok: raise ValueError(f"{f}: its noise schedule is not a decreasing ᾱ in (0, 1]: expected num_train_timesteps >= 1 and 0 < beta_start <= beta_end < 1")
     return s
-
-# %% ../nbs/04_backbone.ipynb #d15622f6
-WEIGHT_SUFFIXES = ('.safetensors', '.bin', '.pt', '.pth', '.ckpt')   # what counts as a weight file
-BACKBONE_FORMATS = (1,)   # the glad_backbone.json formats this code reads
-
-class WeightsError(ValueError):
-    "A weight file that is unreadable, changed since it was written, or holds NaN/inf (exit code 3 in the CLI)."
-    code = 3
-
-def _first_line(e:BaseException)->str:
-    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-    return lines[0] if lines else type(e).__name__
-
-def weight_hashes(folder,      # the folder to hash
-                  only=None,   # names of the entries of `folder` to look in (None: all)
-                 )->dict:
-    "sha256 of every weight file below `folder` (hidden ones skipped), keyed by its POSIX path relative to `folder`."
-    folder = Path(folder)
-    return {p.relative_to(folder).as_posix(): file_sha256(p) for p in sorted(folder.rglob('*'))
-            if p.suffix in WEIGHT_SUFFIXES and p.is_file() and not any(s.startswith('.') for s in p.relative_to(folder).parts)
-            and (only is None or p.relative_to(folder).parts[0] in only)}
-
-def verify_weights(folder,          # the folder the paths are relative to
-                   recorded,        # {relative path: sha256} as `weight_hashes` gave it; None or {}: nothing recorded
-                   record,          # the json that holds the record (named in errors)
-                  )->bool:          # True when checked; False when there was no record (an older glad_nb wrote the folder)
-    "Check the recorded weight files' sha256; a `WeightsError` names the first file that is missing or differs."
-    if not recorded: return False
-    if not isinstance(recorded, dict) or not all(isinstance(v, str) for v in recorded.values()):
-        raise WeightsError(f"{record}: its weights_sha256 is corrupt: expected a mapping of file names to sha256 hex digests")
-    for rel, want in recorded.items():
-        f = Path(folder)/rel
-        if not f.is_file(): raise WeightsError(f"{f} is missing: {record} records it (sha256 {want}); restore it, or write the folder again")
-        got = file_sha256(f)
-        if got != want: raise WeightsError(f"{f} changed since it was written: sha256 {got} expected {want} (recorded in {record}); "
-                                           "restore the file, or write the folder again")
-    return True
-
-def _unreadable(f:Path, e:BaseException)->str:
-    return (f"{f} is not a readable safetensors file (truncated, corrupt, or another format such as a torch.save pickle, "
-            f"which glad_nb never loads): {_first_line(e)}")
-
-def check_safetensors(folder):
-    "Open every `*.safetensors` below `folder` (header and size only); a `WeightsError` names the first that is not one."
-    for f in sorted(Path(folder).rglob('*.safetensors')):
-        try:
-            with safe_open(str(f), 'pt'): pass
-        except Exception as e: raise WeightsError(_unreadable(f, e)) from None
-
-def check_finite(module:nn.Module, # a loaded model
-                 folder,           # where its weights came from (named in the error)
-                ):
-    "A `WeightsError` naming the weight files and the first parameter or buffer that holds NaN or inf."
-    for name, v in module.state_dict().items():
-        if v.is_floating_point() and not torch.isfinite(v).all():
-            sub = Path(folder)/name.split('.')[0]
-            where = ', '.join(str(f.resolve()) for f in sorted(sub.glob('*.safetensors'))) if sub.is_dir() else str(folder)
-            raise WeightsError(f"{where or sub}: weight {name} holds NaN or inf values after loading: a corrupt file or a diverged training")
-
-def read_meta(path,          # a json file glad_nb wrote
-              what:str,      # what it is, for the error ('model marker', 'backbone json', ...)
-              types:dict={}, # key -> expected type (float accepts int) for keys that must have one when present
-             )->dict:
-    "A json object with typed keys, or a ValueError naming the file and what was expected."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"{what} {path} not found")
-    try: d = json.loads(path.read_text(encoding='utf-8'))
-    except (ValueError, UnicodeDecodeError, RecursionError) as e: raise ValueError(f"{what} {path} is corrupt (not valid JSON: {_first_line(e)})") from None
-    if not isinstance(d, dict): raise ValueError(f"{what} {path} holds a JSON {type(d).__name__}: expected an object (a mapping of names to values)")
-    for k, t in types.items():
-        if k not in d: continue
-        ok = (isinstance(d[k], (int, float)) and math.isfinite(d[k])) if t is float else isinstance(d[k], t)
-        if k in d and (not ok or isinstance(d[k], bool) and t is not bool):
-            raise ValueError(f"{what} {path}: {k}={d[k]!r}: expected {dict(int='an integer', float='a finite number', str='a string', dict='a mapping').get(t.__name__, t.__name__)}")
-    return d
-
-@contextmanager
-def quiet_loading():
-    "Silence diffusers' and transformers' logging and Python warnings while weights load (errors still raise)."
-    from diffusers.utils import logging as dlog
-    try: from transformers.utils import logging as tlog
-    except ImportError: tlog = None
-    old = [(m, m.get_verbosity()) for m in (dlog, tlog) if m is not None]
-    for m, _ in old: m.set_verbosity_error()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore'); yield
-    finally:
-        for m, v in old: m.set_verbosity(v)
 
 # %% ../nbs/04_backbone.ipynb #c009
 def encode_prompts(text_encoder,    # a transformers CLIPTextModel

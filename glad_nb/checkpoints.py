@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from .core import TrainConfig, DATASET_CATEGORIES, preset
-from .backbone import (Backbone, atomic_dir, META, weight_hashes, verify_weights, read_meta)
+from .core import TrainConfig, DATASET_CATEGORIES, preset, file_sha256, state_hash
+from .backbone import Backbone, atomic_dir, META
+from .weights import weight_hashes, verify_weights, read_meta
 from safetensors.torch import save_file, load_file
 
 # %% auto #0
-__all__ = ['STATE_JSON', 'STATE_TENSORS', 'LEGACY_STATE', 'CKPT_JSON', 'FROZEN', 'save_training_state', 'load_training_state',
-           'rng_state', 'set_rng_state', 'has_state', 'list_checkpoints', 'save_checkpoint', 'verify_checkpoint',
-           'write_frozen', 'load_checkpoint', 'preset_steps', 'prune_checkpoints']
+__all__ = ['STATE_JSON', 'STATE_TENSORS', 'LEGACY_STATE', 'CKPT_JSON', 'FROZEN', 'save_training_state', 'load_training_state', 'rng_state', 'set_rng_state', 'has_state', 'list_checkpoints', 'save_checkpoint', 'verify_checkpoint', 'write_frozen', 'load_checkpoint', 'preset_steps', 'prune_checkpoints', 'checkpoint_folder', 'use_checkpoint']
 
 # %% ../nbs/06a_checkpoints.ipynb #t101
 _TAGS = ('__tensor__', '__tuple__', '__items__')
@@ -244,3 +243,26 @@ def prune_checkpoints(out_dir,            # the training folder
         for s, p in cks:
             if s not in stay and _ours(p): _remove(p); gone.append(p)
     return gone
+
+# %% ../nbs/11_pipeline.ipynb #c049
+def checkpoint_folder(train_dir, step:int)->Path:
+    "The UNet folder of checkpoint `step` in a training folder, or FileNotFoundError saying how to get it."
+    found = dict(list_checkpoints(train_dir))
+    if step not in found:
+        have = ', '.join(str(k) for k in sorted(found)) or 'none'
+        raise FileNotFoundError(f"checkpoint step {step} not found in {Path(train_dir)/'checkpoints'} (have: {have}): "
+                                f"train with --steps >= {step} and a checkpoint every {step} steps or a divisor of it, or choose a step that exists")
+    return found[step]
+
+def use_checkpoint(glad, train_dir, step:int,
+                   verify:bool=True,   # check the checkpoint's recorded sha256 first (False: skip)
+                  ):
+    "Load the UNet weights of checkpoint `step` into `glad.backbone` (any GLAD), recording the file and its hash."
+    ck = checkpoint_folder(train_dir, step)
+    verify_checkpoint(ck, verify)
+    unet = ck/'backbone'/'unet' if (ck/'backbone'/'unet').is_dir() else ck/'unet'
+    files = sorted(unet.glob('*.safetensors'))
+    glad.backbone.load_unet_weights(unet)
+    glad.provenance['checkpoint'] = dict(step=int(step), path=str(unet.resolve()), sha256={f.name:file_sha256(f) for f in files},
+                                         unet_hash=state_hash(glad.backbone.unet))
+    return glad

@@ -12,12 +12,13 @@ from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, preset, synth_for
 from .data import list_images, split_warnings
 from .demo import make_demo_dataset
 from .backbone import check_sd_folder
-from .checkpoints import list_checkpoints
 from .runs import (RunError, open_run, read_run, settings_diff, describe_diff, process_rank, process_device, process_slice, part_file,
                           wait_for_all, atomic_json, atomic_csv, read_json)
 from .results import ScoreCache, concat_caches, write_protocol, write_result, read_result, result_done, eval_name
 from .api import predict_rows, overlay_names, SCORE_COLUMNS
-from .pipeline import GLAD, MODEL_JSON, demo_glad, checkpoint_folder, use_checkpoint, adapt_scoring_dino
+from .pipeline import GLAD, MODEL_JSON, demo_glad
+from .checkpoints import list_checkpoints, checkpoint_folder, use_checkpoint
+from .adapt import adapt_scoring_dino
 from .experiments import fit_and_calibrate, evaluate_into, run_demo_categories, cpu_cores, time_reconstruction
 from .report import write_summary
 from .options import (CLIError, failing_as, check_device, check_precision, apply_sets, command_settings, format_settings,
@@ -156,9 +157,10 @@ def cmd_train(args)->int:
         unchanged_inputs(out/unit/'train', tr, f"[{unit}] the training images", reused=bool(done))
         if (out/unit/'model'/MODEL_JSON).exists() and done and done[-1][0] >= tcfg.steps:
             _say(f"[{unit}] already trained ({done[-1][0]} steps): {out/unit/'model'}"); continue
-        if pixel: glad = GLAD.pixel(config=cfg, seed=args.seed, device=device)
-        else: glad, first = first or sd(cfg), None
-        glad.cfg = cfg
+        with failing_as(2, '--set'):   # the settings are checked against the model's extractors (layers)
+            if pixel: glad = GLAD.pixel(config=cfg, seed=args.seed, device=device)
+            else: glad, first = first or sd(cfg), None
+            glad.cfg = cfg
         if tcfg.batch_size > len(tr): tcfg = tcfg.replace(batch_size=len(tr)); _say(f"[{unit}] batch size {tcfg.batch_size}: there are only {len(tr)} images")
         _say(f"[{unit}] ATP training ({args.backbone}): {tcfg.steps} steps, batch {tcfg.batch_size}, lr {tcfg.lr:g}, {len(tr)} normal images")
         rec = fit_and_calibrate(glad, tr, tcfg, out/unit, pixel and 'tau' not in sets and glad.cfg.tau > 0, val_ds, args.threshold_quantile,
@@ -202,7 +204,7 @@ def _test_plan(args, root, cats, sets, out:Path)->list:
 def _test_model(args, cfg, ck, model, unit, out, device, dtype, tr_ds):
     if model is not None:
         with failing_as(3, f'model {model}'): glad = GLAD.load(model, device=device)
-        glad.cfg = cfg
+        with failing_as(2, '--set'): glad.cfg = cfg
         glad.extractor.input_size = cfg.feature_size
         if ck: 
             with failing_as(3, f'checkpoint {ck}'): use_checkpoint(glad, out/unit/'train', ck)
@@ -307,7 +309,7 @@ def cmd_predict(args)->int:
     with failing_as(3, f'--model {model}'): glad = GLAD.load(model, device=device)
     new_cfg, th = apply_sets(glad.cfg, sets), glad.thresholds
     recal, recal_files = checked_recalibration(glad.cfg, new_cfg, th, args.recalibrate, model)
-    glad.cfg = new_cfg
+    with failing_as(2, '--set'): glad.cfg = new_cfg   # checked against the model's extractors (layers)
     marker = json.loads((model/MODEL_JSON).read_text())
     settings = dict(model=str(model.resolve()), model_saved=marker.get('saved'), images=str(imgs.resolve()), precision=args.precision,
                     sets=sets, recalibrate=recal and str(recal.resolve()), batch_size=args.batch_size, device=args.device)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from .runs import temp_sibling
 
 # %% auto #0
 __all__ = ['IN_TEST', 'ONEDNN', 'MVTEC_CATEGORIES', 'MPDD_CATEGORIES', 'VISA_CATEGORIES', 'PCBBANK_CATEGORIES', 'DEMO_CATEGORIES',
@@ -489,7 +490,7 @@ def write_image(path,             # destination (.png, .jpg, ...); parent folder
     if x.ndim == 3 and x.shape[0] in (1, 3): x = x.permute(1, 2, 0)
     a = (x.numpy() * 255 + 0.5).astype(np.uint8)
     if a.ndim == 3 and a.shape[-1] == 1: a = a[..., 0]
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = temp_sibling(path)   # a short name: `path`'s own may be near the 255-byte limit
     Image.fromarray(a).save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), 'PNG'))
     os.replace(tmp, path)
     return path

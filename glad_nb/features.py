@@ -15,12 +15,10 @@ import os
 from safetensors.torch import save_file, load_file
 from .core import file_sha256, state_hash
 from .runs import atomic_json
-from .backbone import WeightsError, check_safetensors, check_finite, read_meta, quiet_loading
+from .weights import WeightsError, check_safetensors, check_finite, read_meta, quiet_loading
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'INPUT_NORMS', 'FeatureExtractor', 'interpolate_pos_embed', 'load_state_file',
-           'dino_state_dict', 'vit_config', 'DinoExtractor', 'TimmExtractor', 'nn_distance', 'FilterBankExtractor',
-           'demo_extractor', 'load_dino', 'save_extractor', 'load_extractor']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'INPUT_NORMS', 'FeatureExtractor', 'interpolate_pos_embed', 'load_state_file', 'dino_state_dict', 'vit_config', 'DinoExtractor', 'TimmExtractor', 'nn_distance', 'FilterBankExtractor', 'demo_extractor', 'load_dino', 'save_extractor', 'check_extractor_spec', 'load_extractor', 'check_layers']
 
 # %% ../nbs/07_features.ipynb #c005
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -372,7 +370,7 @@ def _referenced_dino(spec:dict, folder:Path, layers, size):
 
 _SPEC_KINDS = ('dino', 'timm', 'filterbank')
 
-def _check_spec(spec:dict, file:Path):
+def check_extractor_spec(spec:dict, file:Path):
     "The fields of an extractor.json, each checked: a ValueError naming the file, the field and what was expected."
     def need(k, ok, want):
         if not ok: raise ValueError(f"{file}: {k}={spec.get(k)!r}: expected {want}")
@@ -395,7 +393,7 @@ def load_extractor(folder):
     "Rebuild an extractor written by `save_extractor` (checking its spec, a referenced DINO file's hash and finite weights)."
     folder = Path(folder); file = folder/'extractor.json'
     if not file.exists(): raise FileNotFoundError(f"{folder}: no extractor.json (not a saved glad_nb extractor)")
-    spec = read_meta(file, 'extractor spec'); _check_spec(spec, file)
+    spec = read_meta(file, 'extractor spec'); check_extractor_spec(spec, file)
     layers, size = tuple(spec['layers']), spec['input_size']
     check_safetensors(folder)
     try:
@@ -412,3 +410,15 @@ def load_extractor(folder):
     check_finite(ext, folder)
     ext.input_norm = spec.get('input_norm', 'imagenet')
     return ext
+
+# %% ../nbs/11_pipeline.ipynb #9566b7e4
+def check_layers(cfg, extractor, ads_extractor):
+    "A ValueError naming the setting and the allowed layers when `cfg` asks for feature layers the extractors do not compute."
+    have = getattr(extractor, 'layers', None)
+    if have is not None and not set(cfg.layers) <= set(have):
+        raise ValueError(f"layers={list(cfg.layers)} is out of range for this model: its {type(extractor).__name__} computes layers {list(have)}; "
+                         "expected a non-empty subset of them")
+    have = getattr(ads_extractor, 'layers', None)
+    if cfg.tau > 0 and have is not None and cfg.ads_layer not in have:   # τ = 0: ADS never runs, its layer is unused
+        raise ValueError(f"ads_layer={cfg.ads_layer} is out of range for this model: its ADS {type(ads_extractor).__name__} computes layers "
+                         f"{list(have)}; expected one of them (or tau=0: ADS off)")

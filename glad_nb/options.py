@@ -41,12 +41,13 @@ _DATA_ERRORS = (ValueError, OSError, KeyError, UnicodeError)
 def failing_as(code:int,       # exit code for errors raised inside (2 data, 3 weights)
                what:str='',    # prefix naming the input, e.g. '--model runs/x/model'
                catch=None):    # exception types that count (default: data errors for 2, any Exception for 3)
-    "Turn library errors raised inside into a one-line `CLIError` with `code`."
+    "Turn library errors raised inside into a one-line `CLIError` with `code` (or the error's own `code`, when it has one)."
     try: yield
     except (CLIError, RunError, KeyboardInterrupt, MemoryError): raise
     except (catch or (Exception if code == 3 else _DATA_ERRORS)) as e:
         msg = one_line(e) if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {one_line(e)}"
-        raise CLIError(f"{what}: {msg}" if what else msg, code) from e
+        own = getattr(e, 'code', None)   # an error that knows its exit code keeps it (a diverged training: 2; a corrupt weight file: 3)
+        raise CLIError(f"{what}: {msg}" if what else msg, own if isinstance(own, int) and own in EXIT_CODES else code) from e
 
 # %% ../nbs/13a_options.ipynb #c008
 def int_in(lo:int, hi:int|None=None):

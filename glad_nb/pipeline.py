@@ -9,27 +9,24 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 import glad_nb
 import copy
 from fastcore.basics import patch_to
 from .core import (DEMO_PRESET, DEMO_CATEGORY, DEMO_MODEL, DEMO_TRAIN, DEMO_CATEGORY_TRAIN, DEMO_QUICK, synth_foreground,
-                          GLADConfig, TrainConfig, default_device, torch_generator, image_key, state_hash, file_sha256, versions,
-                          ADAPT_NO_PENALTY, ADAPT_SETTINGS)
-from .backbone import Backbone, PixelBackbone, weight_hashes, verify_weights, read_meta
+                          GLADConfig, TrainConfig, default_device, torch_generator, image_key, state_hash, versions)
+from .backbone import Backbone, PixelBackbone
+from .weights import weight_hashes, verify_weights, read_meta
 from .runs import atomic_json, read_json
-from .features import nn_distance, save_extractor, load_extractor, demo_extractor, _check_spec
+from .features import nn_distance, save_extractor, load_extractor, demo_extractor, check_extractor_spec, check_layers
 from .ads import ads_reconstruct
 from .metrics import evaluate_category
 from .train import train_backbone
-from .checkpoints import list_checkpoints, verify_checkpoint
-from .adapt import adapt_dino
 from .api import Thresholds
 from .results import ScoreCache, EvalResult, concat_caches, score_cache, to_u8
 
 # %% auto #0
-__all__ = ['MODEL_JSON', 'MODEL_FORMATS', 'sample_noise', 'posterior_generator', 'batch_keys', 'GLAD', 'demo_glad', 'calibrate_tau', 'checkpoint_folder', 'use_checkpoint', 'adapt_scoring_dino', 'NonFiniteScores']
+__all__ = ['MODEL_JSON', 'MODEL_FORMATS', 'sample_noise', 'posterior_generator', 'batch_keys', 'GLAD', 'demo_glad', 'calibrate_tau']
 
 # %% ../nbs/11_pipeline.ipynb #c005
 def _key_seed(seed:int, key, purpose:str)->int:
@@ -58,17 +55,6 @@ def batch_keys(x:torch.Tensor, # (B,3,H,W) images in [-1,1]
     return [str(k) if k is not None else image_key((xi.detach().float().cpu() + 1) / 2) for k, xi in zip(keys, x)]
 
 # %% ../nbs/11_pipeline.ipynb #c019
-def _check_layers(cfg:GLADConfig, extractor, ads_extractor):
-    "A ValueError naming the setting and the allowed layers when `cfg` asks for feature layers the extractors do not compute."
-    have = getattr(extractor, 'layers', None)
-    if have is not None and not set(cfg.layers) <= set(have):
-        raise ValueError(f"layers={list(cfg.layers)} is out of range for this model: its {type(extractor).__name__} computes layers {list(have)}; "
-                         "expected a non-empty subset of them")
-    have = getattr(ads_extractor, 'layers', None)
-    if cfg.tau > 0 and have is not None and cfg.ads_layer not in have:   # τ = 0: ADS never runs, its layer is unused
-        raise ValueError(f"ads_layer={cfg.ads_layer} is out of range for this model: its ADS {type(ads_extractor).__name__} computes layers "
-                         f"{list(have)}; expected one of them (or tau=0: ADS off)")
-
 class GLAD:
     "GLAD end to end: fit, reconstruct, cache, score, evaluate, save and load."
     def __init__(self, backbone:Backbone,   # diffusion backbone (pixel or latent)
@@ -86,7 +72,7 @@ class GLAD:
     @property
     def cfg(self)->GLADConfig: return self._cfg
     @cfg.setter
-    def cfg(self, cfg:GLADConfig): _check_layers(cfg, self.extractor, self.ads_extractor); self._cfg = cfg
+    def cfg(self, cfg:GLADConfig): check_layers(cfg, self.extractor, self.ads_extractor); self._cfg = cfg
 
     def _to_device(self):
         for m in {id(m):m for m in (self.backbone, self.extractor, self.ads_extractor)}.values():
@@ -254,7 +240,7 @@ def _load(cls, path, device=None,
     ext = load_extractor(path/'extractor')
     ads = None
     if (path/'ads_extractor').exists():
-        spec = read_meta(path/'ads_extractor'/'extractor.json', 'extractor spec'); _check_spec(spec, path/'ads_extractor'/'extractor.json')
+        spec = read_meta(path/'ads_extractor'/'extractor.json', 'extractor spec'); check_extractor_spec(spec, path/'ads_extractor'/'extractor.json')
         src = getattr(ext, 'source', None)
         if src and (spec.get('weights') or {}).get('sha256') == src['sha256'] and state_hash(ext.vit) == src['state']:
             ads = copy.copy(ext); ads.layers, ads.input_size = tuple(spec['layers']), spec['input_size']
@@ -299,72 +285,6 @@ def calibrate_tau(glad:GLAD, train_ds,   # normal images
         mx.append(torch.nan_to_num(r.scores.float(), nan=-1.0).amax(1).cpu())
     return float(torch.quantile(torch.cat(mx), quantile))
 
-# %% ../nbs/11_pipeline.ipynb #c049
-def checkpoint_folder(train_dir, step:int)->Path:
-    "The UNet folder of checkpoint `step` in a training folder, or FileNotFoundError saying how to get it."
-    found = dict(list_checkpoints(train_dir))
-    if step not in found:
-        have = ', '.join(str(k) for k in sorted(found)) or 'none'
-        raise FileNotFoundError(f"checkpoint step {step} not found in {Path(train_dir)/'checkpoints'} (have: {have}): "
-                                f"train with --steps >= {step} and a checkpoint every {step} steps or a divisor of it, or choose a step that exists")
-    return found[step]
-
-def use_checkpoint(glad:GLAD, train_dir, step:int,
-                   verify:bool=True,   # check the checkpoint's recorded sha256 first (False: skip)
-                  )->GLAD:
-    "Load the UNet weights of checkpoint `step` into `glad.backbone`, recording the file and its hash."
-    ck = checkpoint_folder(train_dir, step)
-    verify_checkpoint(ck, verify)
-    unet = ck/'backbone'/'unet' if (ck/'backbone'/'unet').is_dir() else ck/'unet'
-    files = sorted(unet.glob('*.safetensors'))
-    glad.backbone.load_unet_weights(unet)
-    glad.provenance['checkpoint'] = dict(step=int(step), path=str(unet.resolve()), sha256={f.name:file_sha256(f) for f in files},
-                                         unet_hash=state_hash(glad.backbone.unet))
-    return glad
-
-# %% ../nbs/11_pipeline.ipynb #c051
-@torch.no_grad()
-def _reconstruct_all(glad:GLAD, ds, cfg:GLADConfig, batch_size:int, size:int)->tuple:
-    xs, rs = [], []
-    for i in range(0, len(ds), batch_size):
-        items = [ds[j] for j in range(i, min(len(ds), i + batch_size))]
-        x = torch.stack([it['image'] for it in items]).float()
-        r = glad.reconstruct(x, [it.get('key') for it in items], cfg=cfg).recon.float().cpu()
-        to = lambda t: F.interpolate(t, size=(size, size), mode='bilinear', antialias=True, align_corners=False) if t.shape[-1] != size else t
-        xs.append(to(x)); rs.append(to(r))
-    return torch.cat(xs), torch.cat(rs)
-
-# %% ../nbs/11_pipeline.ipynb #s007
-def adapt_scoring_dino(glad:GLAD,          # a GLAD with a DinoExtractor for scoring
-                       train_ds,           # normal training images
-                       epochs:int,         # DINO epoch of the preset (0: nothing to do)
-                       cache_dir,          # where adapted weights are kept (e.g. <run>/<category>/dino-adapt)
-                       lam:float|None=None,# stay-close weight (default: docs/method.md §6 for the category)
-                       batch_size:int=8,   # reconstruction batch
-                       progress:bool=False)->GLAD:
-    "Replace the scoring DINO by a copy adapted for `epochs` epochs (docs/method.md §6); ADS keeps the frozen one."
-    if epochs <= 0: return glad
-    cfg, A = glad.cfg, ADAPT_SETTINGS
-    lam = (0.0 if cfg.category in ADAPT_NO_PENALTY else A['lam']) if lam is None else lam
-    frozen = glad.extractor
-    key = hashlib.sha256(json.dumps([state_hash(glad.backbone.unet), state_hash(frozen), cfg.t_min, A, lam, cfg.seed,
-                                     cfg.feature_size, sorted(str(train_ds[i].get('key')) for i in range(len(train_ds)))]).encode()).hexdigest()[:16]
-    folder, final = Path(cache_dir)/key, Path(cache_dir)/key/f'epoch{epochs}.safetensors'
-    ext = copy.deepcopy(frozen); ext.__dict__.pop('source', None)
-    if final.exists(): ext.vit.load_state_dict(load_file(str(final)))
-    else:
-        rcfg = cfg.replace(T0=cfg.t_min, tau=0.0, K=min(A['K'], cfg.t_min))
-        x, r = _reconstruct_all(glad, train_ds, rcfg, batch_size, cfg.feature_size)
-        adapt_dino(ext, (x, r), epochs=epochs, lam=lam, lr=A['lr'], batch_size=A['batch_size'], grad_accum=A['grad_accum'],
-                   seed=cfg.seed, out_dir=folder)
-        for k in range(epochs): (folder/f'epoch{k}.safetensors').unlink(missing_ok=True)   # keep the epoch used
-    ext.requires_grad_(False).eval()
-    if glad.ads_extractor is frozen: glad.ads_extractor = frozen
-    glad.extractor = ext
-    glad.provenance['dino_adaptation'] = dict(epoch=int(epochs), lam=lam, weights=str(final), adapted_hash=state_hash(ext),
-                                              frozen_hash=state_hash(frozen))
-    return glad
-
 # %% ../nbs/11e_api.ipynb #ab6387bc
 # GLAD's practitioner methods are defined in this notebook and exported into glad_nb.pipeline, the class's one home
 import dataclasses
@@ -375,7 +295,7 @@ from .core import default_dtype
 from .backbone import LatentBackbone
 from .features import load_dino
 from .ads import ads_view
-from .api import Prediction, model_inputs, resize_map, calibrated_threshold, f1_threshold, holdout_split
+from .api import Prediction, model_inputs, resize_map, calibrated_threshold, f1_threshold, holdout_split, check_finite_scores
 
 # %% ../nbs/11e_api.ipynb #c021
 @torch.no_grad()
@@ -413,17 +333,6 @@ def predict(self:GLAD, images,        # paths, PIL images, arrays, tensors ([0,1
     return out
 
 # %% ../nbs/11e_api.ipynb #c030
-class NonFiniteScores(ValueError):
-    "The model gave NaN or inf scores on images it is calibrated on: no thresholds are set (exit code 2 in the CLI)."
-    code = 2
-
-def _finite_scores(s, m, what:str):
-    "A `NonFiniteScores` when any image score or map value is NaN or inf: thresholds from them would be NaN and label every image normal."
-    n = int((~np.isfinite(s)).sum()) + int((~np.isfinite(m).reshape(len(m), -1).all(1)).sum())
-    if n: raise NonFiniteScores(f"calibration failed: the model gave NaN or inf scores or maps on {what} ({int((~np.isfinite(s)).sum())} of {len(s)} "
-                                "image scores), so the thresholds would not be finite and were not set. The model's weights are not usable: "
-                                "after training, a learning rate too large is the likely cause (lower lr and train again)")
-
 def _collect(glad:GLAD, images, batch_size:int)->tuple:
     "(image scores (N,), maps (N,S,S)) of `images` as float64 numpy."
     sc, mp = [], []
@@ -443,7 +352,7 @@ def calibrate(self:GLAD, normal_images,    # normal images only (anything `predi
         items = [dict(image=x, key=k) for x, k, _, _ in model_inputs(normal_images, self.cfg.image_size)]
         self.cfg = self.cfg.replace(tau=round(calibrate_tau(self, items, batch_size=batch_size), 4))
     s, m = _collect(self, normal_images, batch_size)
-    _finite_scores(s, m, 'the normal images calibrated on')
+    check_finite_scores(s, m, 'the normal images calibrated on')
     self.thresholds = Thresholds(image=calibrated_threshold(s, quantile), pixel=calibrated_threshold(m, quantile),
                                  image_min=float(s.min()), image_max=float(s.max()), pixel_min=float(m.min()), pixel_max=float(m.max()),
                                  method='normal', quantile=float(quantile), n_images=len(s))
@@ -461,7 +370,7 @@ def calibrate_f1(self:GLAD, val_ds,   # a labelled validation dataset (items: im
     y, mk = cache.labels.numpy(), cache.masks.numpy()
     if y.min() == y.max(): raise ValueError("calibrate_f1 needs normal and anomalous images in the labelled set")
     s, m = scores.double().numpy(), maps.double().numpy()
-    _finite_scores(s, m, 'the labelled set')
+    check_finite_scores(s, m, 'the labelled set')
     ns, nm = s[y == 0], m[y == 0]
     self.thresholds = Thresholds(image=f1_threshold(s, y), pixel=f1_threshold(m, mk), image_min=float(ns.min()), image_max=float(ns.max()),
                                  pixel_min=float(nm.min()), pixel_max=float(nm.max()), method='f1', quantile=None, n_images=len(y))

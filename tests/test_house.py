@@ -8,7 +8,7 @@ MODULES = {p.stem: p for p in PKG.glob('*.py') if p.stem not in ('__init__', '_m
 
 # the layers of docs/method.md section 12, lowest first; a module may import its own layer or a lower one
 LAYERS = [
-    ('base', {'core', 'images', 'schedule', 'metrics', 'demo', 'data', 'runs', 'options', 'api'}),
+    ('base', {'core', 'images', 'schedule', 'metrics', 'demo', 'data', 'runs', 'options', 'api', 'weights'}),
     ('method parts and scoring', {'backbone', 'synthesis', 'checkpoints', 'train', 'features', 'score', 'ads', 'adapt', 'results', 'select'}),
     ('GLAD and the memory bank', {'pipeline', 'baseline'}),
     ('face', {'experiments', 'report', 'figures', 'dashboard', 'commands', 'cli'}),
