@@ -63,7 +63,9 @@ def build_parser()->argparse.ArgumentParser:
         sp.add_argument('--dataset', required=True, choices=list(DATASETS))
         sp.add_argument('--root', default=None, help='dataset root folder')
         sp.add_argument('--category', nargs='+', default=['all'], help="one or more categories, or 'all'")
-        sp.add_argument('--preset', default='default', choices=['paper', 'default'], help="paper: the authors' settings (tuned on test data)")
+        sp.add_argument('--preset', default=None, choices=['paper', 'default', 'auto'], help="paper: the authors' settings (tuned on test data); "
+                        "default: the library's; auto: T0, ADS, pixel weight and σ chosen after training on held-out normal images, no label read "
+                        "(the default with --backbone pixel; test then uses the model's own)")
         sp.add_argument('--setting', default='single', choices=['single', 'multi'], help='single: one model per category; multi: one for all')
         if weights:
             sp.add_argument('--weights', default=None, help='local Stable Diffusion 1.4 folder (diffusers layout); not with --backbone pixel')
@@ -72,6 +74,8 @@ def build_parser()->argparse.ArgumentParser:
     d = cmd('demo', 'the CPU demo end to end: data, ATP training, reconstruction, metrics, the memory bank beside it, report', 'glad-nb demo --out runs/demo')
     run_opts(d, 'runs/demo'); device_opts(d, precision=False)
     d.add_argument('--quick', action='store_true', help='one-minute smoke version')
+    d.add_argument('--preset', default='demo', choices=['demo', 'auto'], help="demo: the per-category settings of docs/method.md; auto: none, "
+                   "train on every noise level and choose T0, ADS, pixel weight and σ on held-out normal images (no label)")
     d.add_argument('--category', nargs='+', default=['all'], help="demo categories, or 'all'")
     d.add_argument('--jobs', type=POSITIVE, default=None, help='processes, one category each (default: one per CPU core, at most one per category)')
     t = cmd('train', 'fine-tune the diffusion backbone with ATP (SD 1.4, or the CPU recipe with --backbone pixel); '
@@ -106,7 +110,7 @@ def build_parser()->argparse.ArgumentParser:
             'glad-nb config --dataset mvtec --category carpet --set tau=0.3 > carpet.yaml')
     c.add_argument('--dataset', required=True, choices=[x for x in DATASETS if x != 'demo'])
     c.add_argument('--category', default='', help='a category of the dataset (for folder: a sub-folder of --root, or none)')
-    c.add_argument('--preset', default='default', choices=['paper', 'default'], help="paper: the authors' settings (tuned on test data)")
+    c.add_argument('--preset', default='default', choices=['paper', 'default', 'auto'], help="paper: the authors' settings (tuned on test data); auto starts from default")
     c.add_argument('--setting', default='single', choices=['single', 'multi'])
     c.add_argument('--backbone', default='sd', choices=['sd', 'pixel'], help='whose recipe: SD 1.4 or the CPU pixel recipe')
     c.add_argument('--seed', type=SEED, default=0)

@@ -19,7 +19,7 @@ from .api import predict_rows, overlay_names, SCORE_COLUMNS
 from .pipeline import GLAD, MODEL_JSON, demo_glad
 from .checkpoints import list_checkpoints, checkpoint_folder, use_checkpoint
 from .adapt import adapt_scoring_dino
-from .experiments import fit_and_calibrate, evaluate_into, run_demo_categories, cpu_cores, time_reconstruction
+from .experiments import fit_and_calibrate, baseline_category, evaluate_into, run_demo_categories, cpu_cores, time_reconstruction
 from .report import write_summary
 from .options import (CLIError, failing_as, check_device, check_precision, apply_sets, command_settings, format_settings,
                              setting_fields, check_path, resolve_categories, checked_dataset, checked_val_dataset, unchanged_inputs,
@@ -42,7 +42,7 @@ def config_for(dataset:str, category:str, preset_name:str, seed:int, setting:str
     "The GLADConfig of one category: the preset's (paper or default, single or multi) or the pixel recipe's, with the overrides applied."
     if backbone == 'pixel': return pixel_config(dataset, category, seed, sets)
     if dataset in DATASET_CATEGORIES and category in DATASET_CATEGORIES[dataset]:
-        which = 'default' if preset_name == 'default' else setting
+        which = setting if preset_name == 'paper' else 'default'   # auto starts from the default preset
         cfg = preset(dataset, category, which).replace(seed=seed)
     else: cfg = GLADConfig(dataset=dataset, category=category, preset='default', seed=seed)
     return apply_sets(cfg, sets or {})
@@ -68,8 +68,8 @@ def cmd_demo(args)->int:
     t0 = time.time()
     cats = resolve_categories('demo', None, args.category)
     device = check_device('cpu' if args.device == 'auto' else args.device)
-    settings = dict(dataset='demo', seed=args.seed, quick=args.quick, categories=cats, batch_size=args.batch_size, device=str(device))
-    out, s = open_run(args.out, 'demo', settings, ('dataset', 'seed', 'quick'), args.overwrite, args.resume)
+    settings = dict(dataset='demo', seed=args.seed, quick=args.quick, preset=None if args.preset == 'demo' else args.preset, categories=cats, batch_size=args.batch_size, device=str(device))
+    out, s = open_run(args.out, 'demo', settings, ('dataset', 'seed', 'quick', 'preset'), args.overwrite, args.resume)
     args._run = out
     seed, quick = s['seed'], s['quick']
     if 'OMP_NUM_THREADS' not in os.environ and device.type == 'cpu':
@@ -80,11 +80,11 @@ def cmd_demo(args)->int:
     for c in cats:
         if c not in todo: _say(f"[{c}] already evaluated with these settings: {out/c}")
     jobs = args.jobs or (min(cpu_cores(), len(todo)) if device.type == 'cpu' else 1)
-    run_demo_categories(todo, jobs, dict(out=out, root=root, seed=seed, quick=quick, device=str(device),
+    run_demo_categories(todo, jobs, dict(out=out, root=root, seed=seed, quick=quick, device=str(device), auto=args.preset == 'auto',
                                      batch_size=args.batch_size or 16, progress=not args.no_progress))
     with failing_as(2, f'results in {out}'):
         results, banks = {c:read_result(out/c) for c in cats}, {c:read_result(out/c/'baseline') for c in cats}
-    for line in write_summary(out, results, 'glad_nb demo (CPU, 64 px, pixel UNet + filter bank; not tuned on test data)', baselines=banks): _say(line)
+    for line in write_summary(out, results, f'glad_nb demo (CPU, 64 px, pixel UNet + filter bank; {"settings chosen without labels" if args.preset == "auto" else "per-category settings"}; not tuned on test data)', baselines=banks): _say(line)
     _say(f"demo wall time: {time.time() - t0:.0f} s")
     return 0
 
@@ -130,6 +130,7 @@ _TRAIN_COMPARED = ('dataset', 'root', 'setting', 'backbone', 'weights', 'dino', 
 def cmd_train(args)->int:
     "ATP fine-tuning per category (or one model for all with --setting multi), then τ and thresholds from held-out normal images."
     pixel = args.backbone == 'pixel'
+    args.preset = args.preset or ('auto' if pixel else 'default')   # the CPU recipe chooses its own settings unless told otherwise
     device, dtype, root, cats, sets = _real_run_args(args, (GLADConfig, TrainConfig))
     if pixel:
         if args.weights or args.dino: raise CLIError("--backbone pixel trains its own small UNet and uses weight-free features: drop --weights and --dino")
@@ -164,7 +165,7 @@ def cmd_train(args)->int:
         if tcfg.batch_size > len(tr): tcfg = tcfg.replace(batch_size=len(tr)); _say(f"[{unit}] batch size {tcfg.batch_size}: there are only {len(tr)} images")
         _say(f"[{unit}] ATP training ({args.backbone}): {tcfg.steps} steps, batch {tcfg.batch_size}, lr {tcfg.lr:g}, {len(tr)} normal images")
         rec = fit_and_calibrate(glad, tr, tcfg, out/unit, pixel and 'tau' not in sets and glad.cfg.tau > 0, val_ds, args.threshold_quantile,
-                                 progress=not args.no_progress, num_workers=args.num_workers)
+                                 select=args.preset == 'auto', progress=not args.no_progress, num_workers=args.num_workers)
         if process_rank()[0] == 0:   # under `accelerate launch` only one process writes
             glad.save(out/unit/'model')
             write_protocol(out/unit, dict(command='train', backbone=args.backbone, config=glad.cfg.to_dict(), train_config=tcfg.to_dict(),
@@ -189,7 +190,8 @@ def _test_plan(args, root, cats, sets, out:Path)->list:
         pixel = model is not None and _model_backbone(model) == 'pixel'
         if pixel and args.preset == 'paper': raise CLIError(f"--preset paper holds the authors' SD 1.4 settings; {model} is a --backbone pixel model: use --preset default (its own settings)")
         for c in ucats:
-            if pixel:   # the CPU recipe's own settings, with the τ it calibrated
+            if args.preset == 'auto' and model is None: raise CLIError(f"--preset auto evaluates the settings a trained model chose: no model in {out/unit} (glad-nb train --preset auto ... --out {out})", 3)
+            if pixel or args.preset == 'auto':   # the model's own settings: the CPU recipe's τ, or what `train --preset auto` chose
                 with failing_as(3, f'model {model}'): base = GLADConfig.from_dict(read_json(model/'config.json', 'model config'))
                 cfg = apply_sets(base.replace(dataset=args.dataset, category=c, seed=args.seed), sets)
             else: cfg = config_for(args.dataset, c, args.preset, args.seed, args.setting, sets)
@@ -236,7 +238,7 @@ def _evaluate_split(glad, test_ds, folder:Path, batch_size:int, progress:bool):
         write_result(res, folder)
         for p in folder.glob('.cache-part*of*'): p.unlink()   # merged: the result's own cache holds them now
         m = res.metrics
-        _say(f"[{glad.cfg.category}] image AUROC {m['image_auroc']:.4f}  pixel AUROC {m['pixel_auroc']:.4f}  AUPRO {m['aupro']:.4f}  ({n} processes)")
+        _say(f"[{glad.cfg.category or 'folder'}] image AUROC {m['image_auroc']:.4f}  pixel AUROC {m['pixel_auroc']:.4f}  AUPRO {m['aupro']:.4f}  ({n} processes)")
     wait_for_all()   # the result is written before any process looks at the next category
     return res
 
@@ -247,8 +249,9 @@ def cmd_test(args)->int:
     device, dtype, root, cats, sets = _real_run_args(args, (GLADConfig,))
     out = Path(args.out)
     plan = _test_plan(args, root, cats, sets, out)
+    args.preset = args.preset or ('auto' if any(p[2].preset == 'auto' for p in plan) else 'default')   # a model that chose its settings is tested with them
     data = {c:(checked_dataset(args.dataset, root, c, 'test', image_size=cfg.image_size, mask_binarize=cfg.mask_binarize),
-               checked_dataset(args.dataset, root, c, 'train', image_size=cfg.image_size) if cfg.dino_epoch > 0 else None)
+               checked_dataset(args.dataset, root, c, 'train', image_size=cfg.image_size))   # the memory bank's (and DINO adaptation's)
             for c, _, cfg, _, _ in plan}
     name = eval_name(args.preset, args.setting, sets)
     run = read_run(out)
@@ -266,21 +269,25 @@ def cmd_test(args)->int:
                       args.overwrite, args.resume, inputs=inputs, scope=[name] + [f"{c or 'folder'}/{name}" for c in cats], section=name,
                       protect={f'--config {c}': c for c in args.config})
     args._run = out
-    results, models, is_main = {}, {}, process_rank()[0] == 0
+    results, banks, models, is_main = {}, {}, {}, process_rank()[0] == 0
     for c, (ds, _) in data.items():
         for w in (split_warnings(ds) if is_main else []): _say(f"[{c or 'folder'}] {w}")
     for c, unit, cfg, ck, model in plan:
         folder = out/(c or 'folder')/name
         if is_main: unchanged_inputs(folder, data[c][0], f"[{c or 'folder'}] the test images", reused=result_done(folder))
         res = _cached_result(folder, c) if is_main else (True if result_done(folder) else None)
-        if res is None:
+        bank = read_result(folder/'baseline') if is_main and result_done(folder/'baseline') else None   # the memory bank beside every test
+        if res is None or (is_main and bank is None):
             key = unit if args.setting == 'multi' and cfg.dino_epoch == 0 else c     # the multi model is loaded once
             if key not in models: models = {key:_test_model(args, cfg, ck, model, unit, out, device, dtype, data[c][1])}
             glad = models[key]; glad.cfg = cfg
-            res = _evaluate_split(glad, data[c][0], folder, args.batch_size or 8, not args.no_progress)
-        results[c or 'folder'] = res
+            if res is None: res = _evaluate_split(glad, data[c][0], folder, args.batch_size or 8, not args.no_progress)
+            if is_main and bank is None:   # every patch for the small pixel recipe; PatchCore's 10 % greedy coreset at SD scale
+                bank = baseline_category(glad, data[c][1], data[c][0], folder, args.batch_size or 8,
+                                         **(dict(coreset='none') if glad.backbone.kind == 'pixel' else dict(coreset='greedy', ratio=0.1)))
+        results[c or 'folder'], banks[c or 'folder'] = res, bank
     if is_main:
-        for line in write_summary(out/name, results, f'glad_nb {args.dataset} ({name[5:]}{"; tuned on test data" if args.preset == "paper" else ""})'): _say(line)
+        for line in write_summary(out/name, results, f'glad_nb {args.dataset} ({name[5:]}{"; tuned on test data" if args.preset == "paper" else ""})', baselines=banks): _say(line)
     return 0
 
 # %% ../nbs/14_commands.ipynb #p006

@@ -15,14 +15,15 @@ from .metrics import METRICS, evaluate_category, HEADLINE
 from .api import TooFewToHoldOut
 from .options import failing_as
 from .results import score_cache, result_done, write_result
+from .select import write_selection
 from .pipeline import GLAD, MODEL_JSON, demo_glad, calibrate_tau
 from .baseline import baseline_result
 
 # %% auto #0
 __all__ = ['SMALL_TRAIN', 'SWEEP_PARAMS', 'demo_data', 'train_key', 'fit_demo', 'ablation_dir', 'metric_row', 'mean_table',
            'bar_figure', 'protocol_line', 'run_ablation', 'save_ablation', 'small_run', 'demo_protocol', 'full_run',
-           'SweepCancelled', 'sweep', 'evaluate_into', 'demo_category', 'cpu_cores', 'run_demo_categories',
-           'time_reconstruction', 'fit_and_calibrate']
+           'SweepCancelled', 'sweep', 'evaluate_into', 'baseline_category', 'demo_category', 'cpu_cores',
+           'run_demo_categories', 'time_reconstruction', 'fit_and_calibrate']
 
 # %% ../nbs/11c_experiments.ipynb #c006
 def demo_data(root, category:str, size:int)->tuple:
@@ -166,28 +167,33 @@ def evaluate_into(glad, test_ds, folder:Path, batch_size:int, progress:bool):
     res = glad.evaluate(test_ds, batch_size=batch_size, progress=progress)
     write_result(res, folder)
     m = res.metrics
-    _say(f"[{glad.cfg.category}] image AUROC {m['image_auroc']:.4f}  pixel AUROC {m['pixel_auroc']:.4f}  AUPRO {m['aupro']:.4f}")
+    _say(f"[{glad.cfg.category or 'folder'}] image AUROC {m['image_auroc']:.4f}  pixel AUROC {m['pixel_auroc']:.4f}  AUPRO {m['aupro']:.4f}")
     return res
 
-def _demo_model(cat:str, folder:Path, tr, quick:bool, seed:int, device:str, progress:bool):
-    "The category's trained demo GLAD: the saved model if there is one, else ATP training + calibration, then saved."
-    glad, tcfg = demo_glad(cat, quick=quick, seed=seed, device=device)
+def _demo_model(cat:str, folder:Path, tr, quick:bool, seed:int, device:str, progress:bool, auto:bool=False):
+    "The category's trained demo GLAD: the saved model if there is one, else ATP training + calibration (+ the label-free selection), then saved."
+    glad, tcfg = demo_glad(cat, quick=quick, seed=seed, device=device, auto=auto)
     if (folder/'model'/MODEL_JSON).exists():
         _say(f"[{cat}] trained model found: {folder/'model'}")
         return GLAD.load(folder/'model', device=glad.device)
     _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images less a held-out part")
     glad.fit_calibrated(tr, tcfg, folder/'train', tau=glad.cfg.tau > 0, progress=progress)   # τ (if ADS is on) and the thresholds from held-out normals
+    if auto:
+        sel = glad.select(torch.utils.data.Subset(tr, glad.thresholds.holdout['indices']), t_max=tcfg.t_max)
+        w = write_selection(sel, folder)
+        _say(f"[{cat}] selected without labels in {sel.attrs['seconds']:.0f} s: " + ', '.join(f"{k} {w[k]:g}" for k in ('T0', 'tau', 'pixel_weight', 'sigma')))
     th = glad.thresholds
     _say(f"[{cat}] calibrated on {th.holdout['n_holdout']} held-out normal images: τ {glad.cfg.tau}, image threshold {th.image:.4g}")
     glad.save(folder/'model')
     return glad
 
-def _baseline_category(glad, tr, te, folder:Path, batch_size:int):
-    "The memory bank on GLAD's own extractor and scoring settings, untuned, into `folder/baseline` (seconds)."
-    res = baseline_result(glad, tr, te, batch_size=batch_size)
+def baseline_category(glad, tr, te, folder:Path, batch_size:int, **bank):
+    "The memory bank on GLAD's own extractor and scoring settings, untuned, into `folder/baseline`; its result."
+    res = baseline_result(glad, tr, te, batch_size=batch_size, **bank)   # `bank`: MemoryBank's coreset settings
     write_result(res, folder/'baseline')
     m = res.metrics
-    _say(f"[{glad.cfg.category}] memory bank: image AUROC {m['image_auroc']:.4f}  pixel AUROC {m['pixel_auroc']:.4f}  AUPRO {m['aupro']:.4f}")
+    _say(f"[{glad.cfg.category or 'folder'}] memory bank: image AUROC {m['image_auroc']:.4f}  pixel AUROC {m['pixel_auroc']:.4f}  AUPRO {m['aupro']:.4f}")
+    return res
 
 def demo_category(cat:str,            # a demo category
                   out,                # the run folder; results go to out/cat
@@ -196,6 +202,7 @@ def demo_category(cat:str,            # a demo category
                   batch_size:int=16,  # test images per batch
                   progress:bool=True, # progress bars (off when categories run side by side)
                   threads:int|None=None, # torch threads of this process (None: leave as is)
+                  auto:bool=False,    # no per-category settings: `GLAD.select` chooses them after training
                  )->str:
     "Train, calibrate τ, save and evaluate one demo category (GLAD and the memory bank beside it) into `out/cat`."
     if threads: torch.set_num_threads(threads)
@@ -204,9 +211,9 @@ def demo_category(cat:str,            # a demo category
     if glad_done and bank_done: return str(folder)
     seed_everything(seed)   # every category starts from the same state, whichever process runs it and in which order
     tr, te = DemoDataset(root, cat, 'train', image_size=64), DemoDataset(root, cat, 'test', image_size=64)
-    glad = _demo_model(cat, folder, tr, quick, seed, device, progress)
+    glad = _demo_model(cat, folder, tr, quick, seed, device, progress, auto)
     if not glad_done: evaluate_into(glad, te, folder, batch_size, progress)
-    if not bank_done: _baseline_category(glad, tr, te, folder, batch_size)
+    if not bank_done: baseline_category(glad, tr, te, folder, batch_size)
     return str(folder)
 
 # %% ../nbs/11c_experiments.ipynb #e0d919a5
@@ -255,7 +262,9 @@ def time_reconstruction(glad,                # any GLAD
 # %% ../nbs/11c_experiments.ipynb #8c22f9dc
 def fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
                       tau:bool,            # calibrate τ (the pixel backbone, unless τ was set)
-                      val_ds=None, quantile:float=1.0, **kw)->dict:
+                      val_ds=None, quantile:float=1.0,
+                      select:bool=False,   # then choose T0, ADS, the pixel weight and σ on the held-out images (`GLAD.select`)
+                      **kw)->dict:
     "Train on the normal images less a held-out part, then calibrate τ and the thresholds; what the train protocol records."
     rec, unit = dict(holdout=None), folder.name
     with failing_as(3, catch=ValueError):   # a checkpoint that does not fit these settings
@@ -271,7 +280,13 @@ def fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
     if val_ds is not None:
         with failing_as(2, '--val'): glad.calibrate_f1(val_ds)
         _say(f"[{unit}] F1-adaptive thresholds from --val ({len(val_ds)} images)")
+    if select and ho is not None and val_ds is None:
+        sel = glad.select(torch.utils.data.Subset(ds, ho['indices']), t_max=tcfg.t_max, progress=kw.get('progress', False))
+        w = write_selection(sel, folder); rec['selection'] = glad.provenance['selection']
+        _say(f"[{unit}] selected without labels ({len(sel)} candidates, {sel.attrs['seconds']:.0f} s, {folder/'selection.csv'}): "
+             + ', '.join(f"{k} {w[k]:g}" for k in ('T0', 'tau', 'pixel_weight', 'sigma')))
+    elif select: warnings.warn(f"[{unit}] no selection: " + ("--val sets the thresholds" if val_ds is not None else "no held-out normal images") + "; the defaults are kept")
     th = getattr(glad, 'thresholds', None)
-    _say(f"[{unit}] τ = {glad.cfg.tau}" + (' (calibrated)' if tau else ''))
+    _say(f"[{unit}] τ = {glad.cfg.tau}" + (' (calibrated)' if tau or select else ''))
     if th is not None: _say(f"[{unit}] thresholds: image {th.image:.4g}, pixel {th.pixel:.4g} ({th.method})")
     return dict(**rec, tau=glad.cfg.tau, thresholds=th.to_dict() if th is not None else None)

@@ -260,12 +260,13 @@ GLAD.thresholds = None   # set by `calibrate` / `calibrate_f1` (glad_nb.api), sa
 def demo_glad(category:str,        # a demo category (brick, grass, gravel, coffee)
               quick:bool=False,    # a one-minute smoke version (fewer training steps)
               seed:int=0, device=None,
+              auto:bool=False,     # no per-category settings: train on every noise level, `GLAD.select` chooses after training
              )->tuple:             # (GLAD, TrainConfig)
     "The CPU demo's GLAD (pixel UNet + filter bank at 64 px) and its training config."
-    cfg = GLADConfig(dataset='demo', category=category, preset='demo', tuned_on_test=False, seed=seed,
-                     synth_foreground=synth_foreground(category), **{**DEMO_PRESET, **DEMO_CATEGORY.get(category, {})})
-    tcfg = TrainConfig(**{**DEMO_TRAIN, **DEMO_CATEGORY_TRAIN.get(category, {}), **(DEMO_QUICK if quick else {})},
-                       seed=seed, synth_foreground=cfg.synth_foreground)
+    hand, hand_train = ({}, dict(t_max=1000)) if auto else (DEMO_CATEGORY.get(category, {}), DEMO_CATEGORY_TRAIN.get(category, {}))
+    cfg = GLADConfig(dataset='demo', category=category, preset='auto' if auto else 'demo', tuned_on_test=False, seed=seed,
+                     synth_foreground=synth_foreground(category), **{**DEMO_PRESET, **hand})
+    tcfg = TrainConfig(**{**DEMO_TRAIN, **hand_train, **(DEMO_QUICK if quick else {})}, seed=seed, synth_foreground=cfg.synth_foreground)
     bb = PixelBackbone(**DEMO_MODEL, seed=seed)
     return GLAD(bb, demo_extractor(), cfg, device=device), tcfg
 
@@ -450,3 +451,20 @@ def fit_calibrated(self:GLAD, train_ds,   # normal training images (dataset item
     self.thresholds.holdout = dict(n_train=len(tr_i), n_holdout=len(ho_i), frac=frac, min_n=min_n, seed=train_cfg.seed, indices=ho_i)
     self.provenance['thresholds'] = self.thresholds.to_dict()
     return res
+
+# %% ../nbs/11f_select.ipynb #5f4e9f8f
+from .select import select_settings, selection_record
+
+@patch
+def select(self:GLAD, normal_ds,       # held-out normal images (never the test set)
+           t_max:int|None=None,        # the highest noise level the model trained on (TrainConfig.t_max)
+           recalibrate:bool=True,      # calibrate the thresholds anew on `normal_ds` with the chosen settings
+           **kw)->pd.DataFrame:        # every candidate's validation figures (`select_settings`' table)
+    "Choose T0, ADS (τ), the pixel weight and σ without labels, set them, and calibrate the thresholds anew."
+    winner, df = select_settings(self, normal_ds, tau_fn=calibrate_tau, t_max=t_max, **kw)
+    self.cfg = self.cfg.replace(**winner, preset='auto', tuned_on_test=False)
+    self.provenance['selection'] = selection_record(winner, df)
+    th = getattr(self, 'thresholds', None)
+    if recalibrate and th is not None:
+        self.calibrate(normal_ds, quantile=th.quantile or 1.0); self.thresholds.holdout = th.holdout
+    return df

@@ -50,7 +50,12 @@ def test_pixel_recipe_trains_on_a_folder_and_holds_out_normal_images(pixel_model
     assert (m/'glad_model.json').exists() and (m/'thresholds.json').exists()
     proto = json.loads((pixel_model/'protocol.json').read_text())
     th = json.loads((m/'thresholds.json').read_text())
-    assert proto['backbone'] == 'pixel' and proto['config']['preset'] == 'pixel' and proto['config']['image_size'] == 32
+    assert proto['backbone'] == 'pixel' and proto['config']['preset'] == 'auto' and proto['config']['image_size'] == 32
+    sel = pd.read_csv(pixel_model/'selection.csv')           # chosen without labels, on the held-out images (--preset auto, pixel's default)
+    assert sel.winner.sum() == 1 and len(sel) > 1 and proto['selection']['tuned_on_test'] is False and not proto['config']['tuned_on_test']
+    w = sel[sel.winner].iloc[0]
+    assert (proto['config']['T0'], proto['config']['pixel_weight'], proto['config']['sigma']) == (w.T0, w.pixel_weight, w.sigma)
+    assert proto['selection']['n_normal'] == 8
     assert th['method'] == 'normal' and th['quantile'] == 1.0 and th['n_images'] == 8 == len(proto['holdout']['paths'])
     held = {Path(p).name for p in proto['holdout']['paths']}
     assert all((folder_data/'parts'/'normal'/n).exists() for n in held)
@@ -75,11 +80,14 @@ def test_predict_writes_deployable_outputs_on_the_models_scale(pixel_model, fold
     assert _hot(np.asarray(Image.open(out/'overlays'/'bad0.png')), bad).any() and df.label['bad0'] == 1    # the check can fail
     assert not list(out.rglob('*.tmp*'))
 
-def test_test_evaluates_a_pixel_run_without_weights(pixel_model, folder_data):
+def test_test_evaluates_a_pixel_run_without_weights(capsys, pixel_model, folder_data):
     run = pixel_model.parent
     assert main(['test', '--dataset', 'folder', '--root', str(folder_data/'parts'), '--out', str(run), '--no-progress']) == 0
-    p = json.loads(next(run.glob('folder/eval-default*/protocol.json')).read_text())
-    assert p['config']['preset'] == 'pixel' and p['config']['tau'] == json.loads((pixel_model/'model'/'config.json').read_text())['tau']
+    out = capsys.readouterr().out
+    assert 'GLAD - memory bank (mean)' in out and 'memory bank' in out, out                    # the bank beside every test
+    assert (run/'eval-auto'/'baseline_metrics.csv').exists() and (run/'folder'/'eval-auto'/'baseline'/'metrics.csv').exists()
+    p = json.loads(next(run.glob('folder/eval-auto*/protocol.json')).read_text())
+    assert p['config']['preset'] == 'auto' and p['config']['tau'] == json.loads((pixel_model/'model'/'config.json').read_text())['tau']
 
 def test_config_file_then_set_then_flags(folder_data, tmp_path):
     cfg = tmp_path/'cfg.yaml'

@@ -31,7 +31,8 @@ def write_folder(root:Path, n_normal=12, n_bad=3, seed=0)->Path:
     return root
 
 def train_args(root, out, *extra):
-    return ['train', '--dataset', 'folder', '--root', str(root), '--backbone', 'pixel', '--no-progress', '--steps', '2', '--out', str(out), *FAST, *extra]
+    return ['train', '--dataset', 'folder', '--root', str(root), '--backbone', 'pixel', '--preset', 'default', '--no-progress', '--steps', '2',
+            '--out', str(out), *FAST, *extra]   # the defaults: no selection here (tests/test_practitioner.py runs it)
 
 def eval_args(root, out, *extra):
     return ['test', '--dataset', 'folder', '--root', str(root), '--no-progress', '--out', str(out), *extra]
@@ -241,3 +242,15 @@ def test_batch_size_is_capped_by_the_data(tmp_path):
                        capture_output=True, text=True, env=ENV, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'there are only' in r.stdout, r.stdout
+
+# --- 9. the label-free selection never reads a test image ---------------------------------------------------------
+
+def test_selection_reads_no_test_image(capsys, tmp_path):
+    "`train --preset auto` on a folder whose anomalous images and masks are unreadable: it still selects (it never opens them)."
+    root = write_folder(tmp_path/'data')
+    for f in list((root/'abnormal').iterdir()) + list((root/'masks').iterdir()): f.write_bytes(b'not an image')
+    argv = train_args(root, tmp_path/'run'); argv[argv.index('default')] = 'auto'
+    rc, _, err = run(capsys, *argv)
+    assert rc == 0, err
+    sel = pd.read_csv(tmp_path/'run'/'folder'/'selection.csv')
+    assert sel.winner.sum() == 1 and json.loads((tmp_path/'run'/'folder'/'model'/'config.json').read_text())['preset'] == 'auto'
