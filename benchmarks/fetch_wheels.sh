@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Download, HERE (a machine with pip and network), the wheels a GPU session needs that the device image lacks
+# Download, on a machine with pip and network, the wheels an offline GPU machine needs that its Python image lacks
 # (diffusers, nbdev and its notebook runner, plotly, fastcore, and what they pull in), pinned to the versions of
-# this checkout's .venv, into .whl/ (git-ignored). A device `run` then names `.whl` in `carry`, and
-# benchmarks/gpu_check.sh installs them there (see /work/.library/device/README.md, "nvidia-h200" notes).
+# this checkout's .venv, into .whl/ (git-ignored). Copy .whl/ to the GPU machine with the checkout, and
+# benchmarks/gpu_check.sh installs them there.
 #
 #   benchmarks/fetch_wheels.sh            # download into .whl/
 #   benchmarks/fetch_wheels.sh --list     # only print the pinned list
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-# The device image's packages (KINDS.md, "Python packages already there", read 2026-11-17): not carried.
+# The packages the GPU machine's image already has (its package list, read 2026-11-17): not downloaded.
 DEVICE="absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs botorch build certifi
 charset-normalizer chex click cloudpickle cmake colorama contourpy coverage cuda-bindings cuda-core cuda-pathfinder cuda-toolkit
 cupy-cuda13x cycler cython diffrax e3nn einops equinox etils execnet filelock flatbuffers flax fonttools formulaic frozenlist fsspec

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of issue 14: what a session lent a GPU runs ONCE, in at most ~6 minutes of a 15-minute lease.
+# The GPU check: what to run once on a GPU machine, in at most ~6 minutes.
 #
 #   1. installs the carried wheels (.whl/, made here by benchmarks/fetch_wheels.sh) if present;
 #   2. nbdev-test --flags "slow cuda" on the notebooks that have `#| cuda` cells;
@@ -10,9 +10,9 @@
 #   4. benchmarks/train.py --case sd14-cuda: steps/s and peak memory at batch 8, gradient checkpointing on and off.
 # Everything goes to $OUT (on the device machine) or runs/gpu_check/, with gpu_check.md holding the tables.
 #
-# From a session with a device:
-#   benchmarks/fetch_wheels.sh                                   # here, once: .whl/ (git-ignored)
-#   run(command='benchmarks/gpu_check.sh', carry=['.whl'], timeout_s=480)
+# On a GPU machine without network:
+#   benchmarks/fetch_wheels.sh                                   # on a machine with network, once: .whl/ (git-ignored)
+#   benchmarks/gpu_check.sh                                      # on the GPU machine, with .whl/ copied beside the checkout
 # Without a GPU (checks the script itself, on the CPU, in well under a minute; tests/test_benchmarks.py runs it):
 #   benchmarks/gpu_check.sh --dry-run
 set -uo pipefail
