@@ -50,4 +50,4 @@ for spec in $LIST; do
     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl "$spec" || echo "!! could not fetch $spec" >&2
 done
 ls .whl | sed 's/^/  /'; du -sh .whl
-echo "carry .whl in the device run (64 MiB limit for the whole tree): run(command='benchmarks/gpu_check.sh', carry=['.whl'])"
+echo "copy .whl/ with the checkout to the GPU machine, then run benchmarks/gpu_check.sh there"

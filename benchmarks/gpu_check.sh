@@ -8,7 +8,7 @@
 #      the bf16 peak, DINO SDPA and channels_last each on and off (torch.compile only with --compile), glad_nb
 #      against the authors' loop structure (FLOPs and seconds), and the GLAD-fast options;
 #   4. benchmarks/train.py --case sd14-cuda: steps/s and peak memory at batch 8, gradient checkpointing on and off.
-# Everything goes to $OUT (on the device machine) or runs/gpu_check/, with gpu_check.md holding the tables.
+# Everything goes to $OUT (when set) or runs/gpu_check/, with gpu_check.md holding the tables.
 #
 # On a GPU machine without network:
 #   benchmarks/fetch_wheels.sh                                   # on a machine with network, once: .whl/ (git-ignored)
