@@ -130,7 +130,7 @@ _TRAIN_COMPARED = ('dataset', 'root', 'setting', 'backbone', 'weights', 'dino', 
 def cmd_train(args)->int:
     "ATP fine-tuning per category (or one model for all with --setting multi), then τ and thresholds from held-out normal images."
     pixel = args.backbone == 'pixel'
-    args.preset = args.preset or ('auto' if pixel else 'default')   # the CPU recipe chooses its own settings unless told otherwise
+    args.preset = args.preset or 'default'   # auto (the label-free selection) is asked for: on the demo it does not yet beat per-category settings
     device, dtype, root, cats, sets = _real_run_args(args, (GLADConfig, TrainConfig))
     if pixel:
         if args.weights or args.dino: raise CLIError("--backbone pixel trains its own small UNet and uses weight-free features: drop --weights and --dino")
@@ -165,7 +165,7 @@ def cmd_train(args)->int:
         if tcfg.batch_size > len(tr): tcfg = tcfg.replace(batch_size=len(tr)); _say(f"[{unit}] batch size {tcfg.batch_size}: there are only {len(tr)} images")
         _say(f"[{unit}] ATP training ({args.backbone}): {tcfg.steps} steps, batch {tcfg.batch_size}, lr {tcfg.lr:g}, {len(tr)} normal images")
         rec = fit_and_calibrate(glad, tr, tcfg, out/unit, pixel and 'tau' not in sets and glad.cfg.tau > 0, val_ds, args.threshold_quantile,
-                                 select=args.preset == 'auto', progress=not args.no_progress, num_workers=args.num_workers)
+                                 select=args.preset == 'auto', fixed=tuple(sets), progress=not args.no_progress, num_workers=args.num_workers)
         if process_rank()[0] == 0:   # under `accelerate launch` only one process writes
             glad.save(out/unit/'model')
             write_protocol(out/unit, dict(command='train', backbone=args.backbone, config=glad.cfg.to_dict(), train_config=tcfg.to_dict(),

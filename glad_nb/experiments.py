@@ -264,6 +264,7 @@ def fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
                       tau:bool,            # calibrate τ (the pixel backbone, unless τ was set)
                       val_ds=None, quantile:float=1.0,
                       select:bool=False,   # then choose T0, ADS, the pixel weight and σ on the held-out images (`GLAD.select`)
+                      fixed:tuple=(),      # settings the user gave: the selection keeps them
                       **kw)->dict:
     "Train on the normal images less a held-out part, then calibrate τ and the thresholds; what the train protocol records."
     rec, unit = dict(holdout=None), folder.name
@@ -281,7 +282,7 @@ def fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
         with failing_as(2, '--val'): glad.calibrate_f1(val_ds)
         _say(f"[{unit}] F1-adaptive thresholds from --val ({len(val_ds)} images)")
     if select and ho is not None and val_ds is None:
-        sel = glad.select(torch.utils.data.Subset(ds, ho['indices']), t_max=tcfg.t_max, progress=kw.get('progress', False))
+        sel = glad.select(torch.utils.data.Subset(ds, ho['indices']), t_max=tcfg.t_max, fixed=fixed, progress=kw.get('progress', False))
         w = write_selection(sel, folder); rec['selection'] = glad.provenance['selection']
         _say(f"[{unit}] selected without labels ({len(sel)} candidates, {sel.attrs['seconds']:.0f} s, {folder/'selection.csv'}): "
              + ', '.join(f"{k} {w[k]:g}" for k in ('T0', 'tau', 'pixel_weight', 'sigma')))

@@ -459,9 +459,14 @@ from .select import select_settings, selection_record
 def select(self:GLAD, normal_ds,       # held-out normal images (never the test set)
            t_max:int|None=None,        # the highest noise level the model trained on (TrainConfig.t_max)
            recalibrate:bool=True,      # calibrate the thresholds anew on `normal_ds` with the chosen settings
+           fixed:tuple=(),             # settings given by the user (of T0, tau, pixel_weight, sigma): kept as they are
            **kw)->pd.DataFrame:        # every candidate's validation figures (`select_settings`' table)
     "Choose T0, ADS (τ), the pixel weight and σ without labels, set them, and calibrate the thresholds anew."
-    winner, df = select_settings(self, normal_ds, tau_fn=calibrate_tau, t_max=t_max, **kw)
+    cfg = self.cfg
+    own = dict(T0=(cfg.T0,), ads=(cfg.tau > 0,), pixel_weight=(cfg.pixel_weight,), sigma=(cfg.sigma,))
+    grid = {**{k: own[k] for k in own if (k if k != 'ads' else 'tau') in fixed}, **kw.pop('grid', {})}
+    tau_fn = (lambda g, ds: cfg.tau) if 'tau' in fixed else calibrate_tau
+    winner, df = select_settings(self, normal_ds, tau_fn=tau_fn, grid=grid, t_max=t_max, **kw)
     self.cfg = self.cfg.replace(**winner, preset='auto', tuned_on_test=False)
     self.provenance['selection'] = selection_record(winner, df)
     th = getattr(self, 'thresholds', None)

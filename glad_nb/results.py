@@ -174,7 +174,7 @@ def read_result(folder,          # a category folder written by `write_result`
     cache, proto = ScoreCache.load(folder/'cache.safetensors'), json.loads((folder/'protocol.json').read_text())
     maps = score_cache(cache, GLADConfig.from_dict(proto['config']))[0] if maps else None
     metrics = pd.read_csv(folder/'metrics.csv', index_col=0).iloc[0].to_dict() if (folder/'metrics.csv').exists() else {}
-    return EvalResult(metrics=metrics, per_image=pd.read_csv(folder/'per_image.csv'), maps=maps, cache=cache, protocol=proto)
+    return EvalResult(metrics=metrics, per_image=pd.read_csv(folder/'per_image.csv', encoding_errors='surrogateescape'), maps=maps, cache=cache, protocol=proto)
 
 # %% ../nbs/09b_results.ipynb #c026
 @dataclass

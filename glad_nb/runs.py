@@ -41,7 +41,7 @@ def atomic_csv(df, path, **to_csv)->Path:
     "Write a DataFrame as CSV to `path` through a temporary sibling and `os.replace` (`to_csv` arguments passed on)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_sibling(path)
-    df.to_csv(tmp, **to_csv); os.replace(tmp, path)
+    df.to_csv(tmp, **{'errors': 'surrogateescape', **to_csv}); os.replace(tmp, path)   # a file name's own bytes, whatever they are
     return path
 
 def atomic_npy(path, a)->Path:

@@ -50,12 +50,7 @@ def test_pixel_recipe_trains_on_a_folder_and_holds_out_normal_images(pixel_model
     assert (m/'glad_model.json').exists() and (m/'thresholds.json').exists()
     proto = json.loads((pixel_model/'protocol.json').read_text())
     th = json.loads((m/'thresholds.json').read_text())
-    assert proto['backbone'] == 'pixel' and proto['config']['preset'] == 'auto' and proto['config']['image_size'] == 32
-    sel = pd.read_csv(pixel_model/'selection.csv')           # chosen without labels, on the held-out images (--preset auto, pixel's default)
-    assert sel.winner.sum() == 1 and len(sel) > 1 and proto['selection']['tuned_on_test'] is False and not proto['config']['tuned_on_test']
-    w = sel[sel.winner].iloc[0]
-    assert (proto['config']['T0'], proto['config']['pixel_weight'], proto['config']['sigma']) == (w.T0, w.pixel_weight, w.sigma)
-    assert proto['selection']['n_normal'] == 8
+    assert proto['backbone'] == 'pixel' and proto['config']['preset'] == 'pixel' and proto['config']['image_size'] == 32
     assert th['method'] == 'normal' and th['quantile'] == 1.0 and th['n_images'] == 8 == len(proto['holdout']['paths'])
     held = {Path(p).name for p in proto['holdout']['paths']}
     assert all((folder_data/'parts'/'normal'/n).exists() for n in held)
@@ -85,9 +80,25 @@ def test_test_evaluates_a_pixel_run_without_weights(capsys, pixel_model, folder_
     assert main(['test', '--dataset', 'folder', '--root', str(folder_data/'parts'), '--out', str(run), '--no-progress']) == 0
     out = capsys.readouterr().out
     assert 'GLAD - memory bank (mean)' in out and 'memory bank' in out, out                    # the bank beside every test
-    assert (run/'eval-auto'/'baseline_metrics.csv').exists() and (run/'folder'/'eval-auto'/'baseline'/'metrics.csv').exists()
-    p = json.loads(next(run.glob('folder/eval-auto*/protocol.json')).read_text())
-    assert p['config']['preset'] == 'auto' and p['config']['tau'] == json.loads((pixel_model/'model'/'config.json').read_text())['tau']
+    assert (run/'eval-default'/'baseline_metrics.csv').exists() and (run/'folder'/'eval-default'/'baseline'/'metrics.csv').exists()
+    p = json.loads(next(run.glob('folder/eval-default*/protocol.json')).read_text())
+    assert p['config']['preset'] == 'pixel' and p['config']['tau'] == json.loads((pixel_model/'model'/'config.json').read_text())['tau']
+
+def test_preset_auto_selects_then_test_uses_the_choice_beside_the_bank(capsys, folder_data, tmp_path):
+    "train --preset auto: settings chosen on the held-out normal images (selection.csv, protocol.json); test evaluates with them."
+    run = tmp_path/'auto'
+    assert main(['train', '--root', str(folder_data/'parts'), '--out', str(run), '--steps', '10', '--preset', 'auto', *PIXEL]) == 0
+    proto = json.loads((run/'folder'/'protocol.json').read_text())
+    sel = pd.read_csv(run/'folder'/'selection.csv')
+    assert sel.winner.sum() == 1 and len(sel) > 1 and proto['selection']['tuned_on_test'] is False and not proto['config']['tuned_on_test']
+    w = sel[sel.winner].iloc[0]
+    assert (proto['config']['preset'], proto['config']['T0'], proto['config']['pixel_weight'], proto['config']['sigma']) == ('auto', w.T0, w.pixel_weight, w.sigma)
+    assert proto['selection']['n_normal'] == 8 and json.loads((run/'folder'/'model'/'thresholds.json').read_text())['n_images'] == 8
+    capsys.readouterr()
+    assert main(['test', '--dataset', 'folder', '--root', str(folder_data/'parts'), '--out', str(run), '--no-progress']) == 0
+    assert 'GLAD - memory bank (mean)' in capsys.readouterr().out
+    p = json.loads((run/'folder'/'eval-auto'/'protocol.json').read_text())
+    assert (p['config']['preset'], p['config']['tau'], p['config']['sigma']) == ('auto', proto['config']['tau'], proto['config']['sigma'])
 
 def test_config_file_then_set_then_flags(folder_data, tmp_path):
     cfg = tmp_path/'cfg.yaml'
@@ -98,7 +109,7 @@ def test_config_file_then_set_then_flags(folder_data, tmp_path):
     proto = json.loads((run/'folder'/'protocol.json').read_text())
     assert proto['train_config']['lr'] == 1e-5 and proto['config']['tau'] == 0.3 and proto['tau'] == 0.3   # --set beats the file; τ as set
     assert proto['config']['sigma'] == 1.5 and proto['train_config']['steps'] == 3 and proto['train_config']['grad_accum'] == 2
-    assert proto['config_file'] == str(cfg.resolve()) and proto['overrides']['lr'] == 1e-5
+    assert proto['config_file'] == [str(cfg.resolve())] and proto['overrides']['lr'] == 1e-5   # every --config, in order
     assert json.loads((run/'folder'/'train'/'train_config.json').read_text())['config']['lr'] == 1e-5
 
 @pytest.mark.parametrize('argv,needle', [

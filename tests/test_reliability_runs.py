@@ -15,6 +15,12 @@ from test_reliability import snapshot, run, bad
 FAST = ['--set', 'image_size=32', 'K=4', 'ckpt_every=1']
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
 
+def run_text(capsys, *argv):
+    "(exit code, stdout and stderr together) of one in-process call."
+    capsys.readouterr(); rc = main([str(a) for a in argv]); c = capsys.readouterr()
+    assert 'Traceback' not in c.err, c.err
+    return rc, c.out + c.err
+
 def _img(rng, S=32, defect=None):
     a = 0.5 + 0.15 * np.sin(np.arange(S) / 3)[None, :, None] + rng.normal(0, 0.02, (S, S, 3))
     if defect is not None: r, c = defect; a[r:r + 8, c:c + 8] = (0.95, 0.1, 0.1)
@@ -174,8 +180,8 @@ def test_ckpt_step_is_one_setting(capsys, copy):
     root, out = copy
     rc, _, err = run(capsys, *eval_args(root, out, '--set', 'ckpt_step=1')); assert rc == 0, err
     assert (out/'folder'/'eval-default-ckpt1'/'metrics.csv').exists()
-    rc, _, err = run(capsys, *eval_args(root, out, '--ckpt-step', '1'))
-    assert rc == 0 and 'already evaluated' in capsys.readouterr().out + err
+    rc, text = run_text(capsys, *eval_args(root, out, '--ckpt-step', '1'))
+    assert rc == 0 and 'already evaluated' in text, text
 
 def test_resume_rules(capsys, copy, tmp_path):
     root, out = copy
@@ -211,8 +217,7 @@ def test_folder_masks_are_read(pixel_run):
 def test_empty_masks_say_why_the_pixel_metrics_are_missing(capsys, copy):
     root, out = copy
     for f in (root/'masks').glob('*.png'): Image.new('L', (32, 32), 0).save(f)
-    rc, _, err = run(capsys, *eval_args(root, out, '--overwrite'))
-    text = capsys.readouterr().out + err
+    rc, text = run_text(capsys, *eval_args(root, out, '--overwrite'))
     assert rc == 0 and 'every mask is empty' in text, text
 
 def test_a_mask_of_another_size_is_bad_input(capsys, copy):
@@ -232,7 +237,7 @@ def test_file_names_of_any_bytes_and_length(capsys, pixel_run, tmp_path):
     if sys.platform == 'linux': shutil.copy(src, os.fsdecode(os.path.join(os.fsencode(imgs), b'\xff\xfe.png')))
     rc, _, err = run(capsys, 'predict', '--model', pixel_run['run']/'folder'/'model', '--images', imgs, '--out', tmp_path/'p', '--no-progress')
     assert rc == 0, err
-    df = pd.read_csv(tmp_path/'p'/'scores.csv')
+    df = pd.read_csv(tmp_path/'p'/'scores.csv', encoding_errors='surrogateescape')   # a file name's own bytes
     assert (df.status == 'ok').all() and len(df) == len(os.listdir(imgs)), df
     assert not [p for p in (tmp_path/'p').rglob('.glad-tmp-*')]
 
