@@ -124,7 +124,7 @@ def _train_settings(args, root, cats, sets)->dict:
                 **{k:sets.get(k) for k in _UNCOMPARED}, threshold_quantile=args.threshold_quantile, val=res(args.val),
                 num_workers=args.num_workers, device=args.device)
 
-_TRAIN_COMPARED = ('dataset', 'root', 'setting', 'backbone', 'weights', 'dino', 'seed', 'precision', 'sets', 'threshold_quantile', 'val')
+_TRAIN_COMPARED = ('dataset', 'root', 'preset', 'setting', 'backbone', 'weights', 'dino', 'seed', 'precision', 'sets', 'threshold_quantile', 'val')
 
 # %% ../nbs/14_commands.ipynb #s003
 def cmd_train(args)->int:

@@ -266,8 +266,9 @@ def test_exit_codes_are_documented(capsys):
     readme = (Path(__file__).resolve().parent.parent/'README.md').read_text()
     for code, what in cli.EXIT_CODES.items(): assert f"| {code} | {what} |" in readme
 
-def test_ctrl_c_exits_130_and_the_rerun_ends_where_an_uninterrupted_run_ends(tiny_inputs, tmp_path):
-    "A real SIGINT to a training process: exit 130, then the same command resumes to bit-identical weights."
+@pytest.mark.parametrize('sig,code,said', [('SIGINT', 130, 'interrupted'), ('SIGTERM', 143, 'terminated (SIGTERM)')])
+def test_ctrl_c_or_sigterm_and_the_rerun_ends_where_an_uninterrupted_run_ends(tiny_inputs, tmp_path, sig, code, said):
+    "A real SIGINT (Ctrl-C) or SIGTERM to a training process: its exit code, then the same command resumes to bit-identical weights."
     import signal, subprocess, sys, time
     from safetensors.torch import load_file
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
@@ -277,9 +278,9 @@ def test_ctrl_c_exits_130_and_the_rerun_ends_where_an_uninterrupted_run_ends(tin
     ck = tmp_path/'a'/'pcb1'/'train'/'checkpoints'
     t0 = time.time()
     while not (ck/'step_000010').exists() and p.poll() is None and time.time() - t0 < 300: time.sleep(0.05)
-    p.send_signal(signal.SIGINT); _, err = p.communicate(timeout=300)
+    p.send_signal(getattr(signal, sig)); _, err = p.communicate(timeout=300)
     if p.returncode == 0: pytest.skip('training finished before the interrupt arrived')
-    assert p.returncode == 130 and 'interrupted; run the same command again to resume from' in err and 'Traceback' not in err, err
+    assert p.returncode == code and f'{said}; run the same command again to resume from' in err and 'Traceback' not in err, err
     again = subprocess.run(args(tmp_path/'a'), capture_output=True, text=True, env=env)
     whole = subprocess.run(args(tmp_path/'b'), capture_output=True, text=True, env=env)
     assert again.returncode == 0 and whole.returncode == 0, again.stderr[-2000:] + whole.stderr[-2000:]
