@@ -32,7 +32,7 @@ def test_test_and_predict_in_two_processes_equal_one(trained_run, tiny_inputs, t
         shutil.copytree(trained_run, run)
         r = _glad_nb(n, 'test', '--dataset', 'visa', '--root', i['root'], '--category', 'pcb1', '--out', run, '--preset', 'default',
                  '--batch-size', '2', '--no-progress', *SMALL)
-    assert '(2 processes)' in r.stdout and r.stdout.count('image AUROC') == 1   # split, and reported once
+    assert '(2 processes)' in r.stdout and r.stdout.count('] image AUROC') == 1   # split, and reported once (the memory bank's line beside it)
     name = next(p.name for p in (runs[1]/'pcb1').iterdir() if p.name.startswith('eval-default'))
     m1, m2 = (pd.read_csv(r/name/'metrics.csv', index_col=0) for r in runs.values())
     assert list(m1.index) == list(m2.index) and list(m1.columns) == list(m2.columns)

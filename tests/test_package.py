@@ -22,7 +22,7 @@ def test_wheel_holds_the_package_only(tmp_path):
     assert 'glad_nb/core.py' in names
     assert not any(n.endswith(('.ipynb', '.png', '.safetensors', '.csv')) for n in names), names
     ep = next(n for n in names if n.endswith('entry_points.txt'))
-    assert 'glad-nb = glad_nb.cli:main' in zipfile.ZipFile(whl).read(ep).decode()
+    assert 'glad-nb = glad_nb:console' in zipfile.ZipFile(whl).read(ep).decode()
 
 def test_bare_import_is_instant_and_imports_nothing_heavy():
     "`import glad_nb` (the CLI's --help, tab completion, packaging tools) must not pull in torch and friends."
