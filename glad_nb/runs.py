@@ -141,7 +141,7 @@ def _open_run_here(out, kind:str, settings:dict, compare:tuple, overwrite:bool=F
         if scope is None: run = _remove_run(out, run, keep)
         else:
             for p in scope:
-                if (out/p).exists(): shutil.rmtree(out/p) if (out/p).is_dir() else (out/p).unlink()
+                if (out/p).exists() or (out/p).is_symlink(): _delete(out/p)   # a link is removed, never followed
     elif diff and resume:
         raise RunError(f"--resume continues the run in {out} with its recorded settings, and this command asks for others "
                        f"({describe_diff(diff)}): give the recorded values, pass --overwrite to start afresh, or choose another --out", 2)
