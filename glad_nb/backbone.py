@@ -21,11 +21,15 @@ __all__ = ['BACKBONE_FORMATS', 'META', 'SD_LAYOUT', 'atomic_dir', 'Backbone', 'e
 # %% ../nbs/04_backbone.ipynb #c005
 BACKBONE_FORMATS = (1,)   # the glad_backbone.json formats this code reads
 
-def atomic_dir(path,  # the folder to (re)write
-               write, # callable(tmp_folder) that writes the content
+def atomic_dir(path,         # the folder to (re)write
+               write,        # callable(tmp_folder) that writes the content
+               markers=(),   # file name(s) `write` writes: an existing non-empty folder with none of them is not replaced
               )->Path:
-    "Write a folder atomically: fill a temporary sibling, then swap it in with `os.replace`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    "Write a folder atomically: fill a temporary sibling, then swap it in with `os.replace` (never over a folder glad_nb did not write)."
+    path, markers = Path(path), (markers,) if isinstance(markers, str) else tuple(markers)
+    if path.is_dir() and any(path.iterdir()) and not any((path/m).is_file() for m in markers):
+        raise FileExistsError(f"{path} is not a folder glad_nb wrote (none of {list(markers)} in it): not replaced; choose a new or empty folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp, old = path.with_name(f".{path.name}.tmp-{tag}"), path.with_name(f".{path.name}.old-{tag}")
     tmp.mkdir()
@@ -91,7 +95,7 @@ class Backbone(nn.Module):
         (folder/META).write_text(json.dumps(meta, indent=2))
     def save(self, path)->Path:
         "Save to the folder `path` atomically (see `write_to`)."
-        return atomic_dir(path, self.write_to)
+        return atomic_dir(path, self.write_to, META)
 
     @classmethod
     def load(cls, path, dtype:torch.dtype|None=None, device=None,

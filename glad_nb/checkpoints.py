@@ -152,7 +152,7 @@ def save_checkpoint(path,                 # checkpoints/step_NNNNNN, written ato
         if state is not None: save_training_state(tmp, state)
         (tmp/CKPT_JSON).write_text(json.dumps(dict(format=_CKPT_FORMAT, step=step, ema=ema is not None, kind=backbone.kind,
                                                    weights_sha256=weight_hashes(tmp))))
-    return atomic_dir(path, write)
+    return atomic_dir(path, write, (CKPT_JSON, STATE_JSON))
 
 def verify_checkpoint(ckpt,              # a checkpoint folder
                       verify:bool=True,  # False: skip the sha256 check (the json is still read)
@@ -179,7 +179,7 @@ def write_frozen(out_dir,            # the training folder
         meta = json.loads((tmp/META).read_text())    # the record keeps the files that stay (each checkpoint records its UNet)
         meta['weights_sha256'] = {k: v for k, v in meta.get('weights_sha256', {}).items() if not k.startswith('unet/')}
         (tmp/META).write_text(json.dumps(meta, indent=2))
-    return atomic_dir(path, write)
+    return atomic_dir(path, write, META)
 
 def _link(src:Path, dst:Path):
     try: os.symlink(src.resolve(), dst, target_is_directory=src.is_dir())

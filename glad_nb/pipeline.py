@@ -26,7 +26,7 @@ from .api import Thresholds
 from .results import ScoreCache, EvalResult, concat_caches, score_cache, to_u8
 
 # %% auto #0
-__all__ = ['MODEL_JSON', 'MODEL_FORMATS', 'sample_noise', 'posterior_generator', 'batch_keys', 'GLAD', 'demo_glad', 'calibrate_tau']
+__all__ = ['MODEL_JSON', 'MODEL_PARTS', 'MODEL_FORMATS', 'sample_noise', 'posterior_generator', 'batch_keys', 'GLAD', 'demo_glad', 'calibrate_tau']
 
 # %% ../nbs/11_pipeline.ipynb #c005
 def _key_seed(seed:int, key, purpose:str)->int:
@@ -200,10 +200,14 @@ def evaluate(self:GLAD, test_ds=None,         # test dataset (or give `cache`)
 
 # %% ../nbs/11_pipeline.ipynb #c041
 MODEL_JSON = 'glad_model.json'
+MODEL_PARTS = ('backbone', 'extractor', 'ads_extractor', 'config.json', 'thresholds.json', MODEL_JSON)   # what `save` writes
 
 def _save(self:GLAD, path)->Path:
-    "Save backbone, extractor(s) and config to the folder `path` (each part atomically, the marker last)."
+    "Save backbone, extractor(s) and config to the folder `path` (each part atomically, the marker last); never over a folder of other files."
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
+    other = sorted(p.name for p in path.iterdir() if p.name not in MODEL_PARTS and not p.name.startswith('.'))
+    if other and not (path/MODEL_JSON).is_file():   # a model folder keeps files put beside it; a folder of others' files is not a model folder
+        raise FileExistsError(f"{path} holds files glad_nb did not write ({', '.join(other[:3])}{', ...' if len(other) > 3 else ''}): save the model to a new or empty folder")
     self.backbone.save(path/'backbone')
     save_extractor(self.extractor, path/'extractor')
     ads = self.ads_extractor is not self.extractor
