@@ -74,8 +74,8 @@ def build_parser()->argparse.ArgumentParser:
     d = cmd('demo', 'the CPU demo end to end: data, ATP training, reconstruction, metrics, the memory bank beside it, report', 'glad-nb demo --out runs/demo')
     run_opts(d, 'runs/demo'); device_opts(d, precision=False)
     d.add_argument('--quick', action='store_true', help='one-minute smoke version')
-    d.add_argument('--preset', default='demo', choices=['demo', 'auto'], help="demo: the per-category settings of docs/method.md; auto: none, "
-                   "train on every noise level and choose T0, ADS, pixel weight and σ on held-out normal images (no label)")
+    d.add_argument('--preset', default='auto', choices=['auto', 'demo'], help="auto (default): train the recipe on two noise ranges and choose "
+                   "t_max, T0, ADS, pixel weight and σ on held-out normal images, no label read; demo: the recipe's fixed settings, one training")
     d.add_argument('--category', nargs='+', default=['all'], help="demo categories, or 'all'")
     d.add_argument('--jobs', type=POSITIVE, default=None, help='processes, one category each (default: one per CPU core, at most one per category)')
     t = cmd('train', 'fine-tune the diffusion backbone with ATP (SD 1.4, or the CPU recipe with --backbone pixel); '

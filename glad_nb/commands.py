@@ -8,7 +8,7 @@ import dataclasses, json, os, time, warnings
 from pathlib import Path
 import pandas as pd
 import torch
-from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, preset, synth_foreground
+from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, AUTO_T_MAX, preset, synth_foreground
 from .data import list_images, split_warnings
 from .demo import make_demo_dataset
 from .backbone import check_sd_folder
@@ -84,7 +84,7 @@ def cmd_demo(args)->int:
                                      batch_size=args.batch_size or 16, progress=not args.no_progress))
     with failing_as(2, f'results in {out}'):
         results, banks = {c:read_result(out/c) for c in cats}, {c:read_result(out/c/'baseline') for c in cats}
-    for line in write_summary(out, results, f'glad_nb demo (CPU, 64 px, pixel UNet + filter bank; {"settings chosen without labels" if args.preset == "auto" else "per-category settings"}; not tuned on test data)', baselines=banks): _say(line)
+    for line in write_summary(out, results, f'glad_nb demo (CPU, 64 px, pixel UNet + filter bank; {"settings chosen without labels" if args.preset == "auto" else "the recipe fixed, no selection"}; not tuned on test data)', baselines=banks): _say(line)
     _say(f"demo wall time: {time.time() - t0:.0f} s")
     return 0
 
@@ -165,10 +165,11 @@ def cmd_train(args)->int:
         if tcfg.batch_size > len(tr): tcfg = tcfg.replace(batch_size=len(tr)); _say(f"[{unit}] batch size {tcfg.batch_size}: there are only {len(tr)} images")
         _say(f"[{unit}] ATP training ({args.backbone}): {tcfg.steps} steps, batch {tcfg.batch_size}, lr {tcfg.lr:g}, {len(tr)} normal images")
         rec = fit_and_calibrate(glad, tr, tcfg, out/unit, pixel and 'tau' not in sets and glad.cfg.tau > 0, val_ds, args.threshold_quantile,
-                                 select=args.preset == 'auto', fixed=tuple(sets), progress=not args.no_progress, num_workers=args.num_workers)
+                                 select=args.preset == 'auto', fixed=tuple(sets), t_max=AUTO_T_MAX if pixel and 't_max' not in sets else (),
+                                 progress=not args.no_progress, num_workers=args.num_workers)
         if process_rank()[0] == 0:   # under `accelerate launch` only one process writes
             glad.save(out/unit/'model')
-            write_protocol(out/unit, dict(command='train', backbone=args.backbone, config=glad.cfg.to_dict(), train_config=tcfg.to_dict(),
+            write_protocol(out/unit, dict(command='train', backbone=args.backbone, config=glad.cfg.to_dict(), train_config=getattr(glad, 'train_config', tcfg).to_dict(),
                                                        config_file=[str(Path(c).resolve()) for c in args.config], overrides=sets, **rec))
         _say(f"[{unit}] model: {out/unit/'model'}")
     return 0

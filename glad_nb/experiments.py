@@ -8,7 +8,7 @@ import hashlib, json, os, threading, time, warnings
 from pathlib import Path
 import pandas as pd
 import torch
-from .core import GLADConfig, TrainConfig, IN_TEST, state_hash, seed_everything, DEMO_CATEGORIES
+from .core import GLADConfig, TrainConfig, IN_TEST, state_hash, seed_everything, DEMO_CATEGORIES, AUTO_T_MAX, ABLATION_CATEGORY, ABLATION_CATEGORY_TRAIN
 from .data import DemoDataset
 from .demo import demo_root, make_demo_dataset
 from .metrics import METRICS, evaluate_category, HEADLINE
@@ -36,9 +36,10 @@ def train_key(tc, glad)->str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 def fit_demo(category:str, train_ds, model_dir, seed:int=0, **train_over)->tuple:
-    "The demo GLAD for `category`, ATP-trained with `train_over` on top of the demo's training config (a finished run is reused)."
+    "The ablations' GLAD for `category` (the demo recipe with the hand-chosen `ABLATION_CATEGORY` settings), ATP-trained with `train_over` on top."
     glad, tc = demo_glad(category, seed=seed)
-    tc = tc.replace(**train_over)
+    glad.cfg = glad.cfg.replace(**ABLATION_CATEGORY.get(category, {}))
+    tc = tc.replace(**{**ABLATION_CATEGORY_TRAIN.get(category, {}), **train_over})
     glad.fit(train_ds, tc, Path(model_dir)/train_key(tc, glad)/category, progress=False)
     return glad, tc
 
@@ -176,12 +177,14 @@ def _demo_model(cat:str, folder:Path, tr, quick:bool, seed:int, device:str, prog
     if (folder/'model'/MODEL_JSON).exists():
         _say(f"[{cat}] trained model found: {folder/'model'}")
         return GLAD.load(folder/'model', device=glad.device)
-    _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images less a held-out part")
-    glad.fit_calibrated(tr, tcfg, folder/'train', tau=glad.cfg.tau > 0, progress=progress)   # τ (if ADS is on) and the thresholds from held-out normals
-    if auto:
-        sel = glad.select(torch.utils.data.Subset(tr, glad.thresholds.holdout['indices']), t_max=tcfg.t_max)
+    if auto:   # one training per t_max, the selection on each, the best kept (`GLAD.fit_select`)
+        _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images less a held-out part, t_max {' and '.join(map(str, AUTO_T_MAX))}")
+        sel = glad.fit_select(tr, [tcfg.replace(t_max=t) for t in AUTO_T_MAX], folder/'train', progress=progress)
         w = write_selection(sel, folder)
-        _say(f"[{cat}] selected without labels in {sel.attrs['seconds']:.0f} s: " + ', '.join(f"{k} {w[k]:g}" for k in ('T0', 'tau', 'pixel_weight', 'sigma')))
+        _say(f"[{cat}] selected without labels in {sel.attrs['seconds']:.0f} s: " + ', '.join(f"{k} {w[k]:g}" for k in ('t_max', 'T0', 'tau', 'pixel_weight', 'sigma')))
+    else:
+        _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images less a held-out part")
+        glad.fit_calibrated(tr, tcfg, folder/'train', tau=glad.cfg.tau > 0, progress=progress)   # τ (if ADS is on) and the thresholds from held-out normals
     th = glad.thresholds
     _say(f"[{cat}] calibrated on {th.holdout['n_holdout']} held-out normal images: τ {glad.cfg.tau}, image threshold {th.image:.4g}")
     glad.save(folder/'model')
@@ -265,11 +268,15 @@ def fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
                       val_ds=None, quantile:float=1.0,
                       select:bool=False,   # then choose T0, ADS, the pixel weight and σ on the held-out images (`GLAD.select`)
                       fixed:tuple=(),      # settings the user gave: the selection keeps them
+                      t_max:tuple=(),      # with `select`: train once per value and keep the best (`GLAD.fit_select`); () trains `tcfg` once
                       **kw)->dict:
     "Train on the normal images less a held-out part, then calibrate τ and the thresholds; what the train protocol records."
     rec, unit = dict(holdout=None), folder.name
     with failing_as(3, catch=ValueError):   # a checkpoint that does not fit these settings
-        try: glad.fit_calibrated(ds, tcfg, folder/'train', quantile=quantile, tau=tau, **kw); ho = glad.thresholds.holdout
+        try:
+            if select and len(t_max) > 1 and val_ds is None:
+                sel = glad.fit_select(ds, [tcfg.replace(t_max=t) for t in t_max], folder/'train', fixed=fixed, quantile=quantile, **kw); ho = glad.thresholds.holdout
+            else: glad.fit_calibrated(ds, tcfg, folder/'train', quantile=quantile, tau=tau, **kw); ho = glad.thresholds.holdout
         except TooFewToHoldOut: glad.fit(ds, tcfg, folder/'train', **kw); ho = None   # raised before any training
     if ho is not None:
         rec['holdout'] = dict(**{k: ho[k] for k in ('n_train', 'n_holdout', 'seed', 'indices')}, paths=[str(ds[i]['path']) for i in ho['indices']])
@@ -282,10 +289,10 @@ def fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
         with failing_as(2, '--val'): glad.calibrate_f1(val_ds)
         _say(f"[{unit}] F1-adaptive thresholds from --val ({len(val_ds)} images)")
     if select and ho is not None and val_ds is None:
-        sel = glad.select(torch.utils.data.Subset(ds, ho['indices']), t_max=tcfg.t_max, fixed=fixed, progress=kw.get('progress', False))
+        if not (len(t_max) > 1): sel = glad.select(torch.utils.data.Subset(ds, ho['indices']), t_max=tcfg.t_max, fixed=fixed, progress=kw.get('progress', False))
         w = write_selection(sel, folder); rec['selection'] = glad.provenance['selection']
         _say(f"[{unit}] selected without labels ({len(sel)} candidates, {sel.attrs['seconds']:.0f} s, {folder/'selection.csv'}): "
-             + ', '.join(f"{k} {w[k]:g}" for k in ('T0', 'tau', 'pixel_weight', 'sigma')))
+             + ', '.join(f"{k} {w[k]:g}" for k in ('t_max', 'T0', 'tau', 'pixel_weight', 'sigma') if k in w))
     elif select: warnings.warn(f"[{unit}] no selection: " + ("--val sets the thresholds" if val_ds is not None else "no held-out normal images") + "; the defaults are kept")
     th = getattr(glad, 'thresholds', None)
     _say(f"[{unit}] τ = {glad.cfg.tau}" + (' (calibrated)' if tau or select else ''))

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 import glad_nb
 import copy
 from fastcore.basics import patch_to
-from .core import (DEMO_PRESET, DEMO_CATEGORY, DEMO_MODEL, DEMO_TRAIN, DEMO_CATEGORY_TRAIN, DEMO_QUICK, synth_foreground,
+from .core import (DEMO_PRESET, DEMO_MODEL, DEMO_TRAIN, DEMO_QUICK, synth_foreground,
                           GLADConfig, TrainConfig, default_device, torch_generator, image_key, state_hash, versions)
 from .backbone import Backbone, PixelBackbone
 from .weights import weight_hashes, verify_weights, read_meta
@@ -206,16 +206,15 @@ def _save(self:GLAD, path)->Path:
     "Save backbone, extractor(s) and config to the folder `path` (each part atomically, the marker last); never over a folder of other files."
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     other = sorted(p.name for p in path.iterdir() if p.name not in MODEL_PARTS and not p.name.startswith('.'))
-    if other and not (path/MODEL_JSON).is_file():   # a model folder keeps files put beside it; a folder of others' files is not a model folder
-        raise FileExistsError(f"{path} holds files glad_nb did not write ({', '.join(other[:3])}{', ...' if len(other) > 3 else ''}): save the model to a new or empty folder")
+    if other and not (path/MODEL_JSON).is_file(): raise FileExistsError(   # a model folder keeps files put beside it; others' folders are not one
+            f"{path} holds files glad_nb did not write ({', '.join(other[:3])}{', ...' if len(other) > 3 else ''}): save the model to a new or empty folder")
     self.backbone.save(path/'backbone')
     save_extractor(self.extractor, path/'extractor')
     ads = self.ads_extractor is not self.extractor
     if ads: save_extractor(self.ads_extractor, path/'ads_extractor')
     atomic_json(path/'config.json', self.cfg.to_dict())
     th = getattr(self, 'thresholds', None)   # image/pixel thresholds (glad_nb.api): written with the model, or removed if unset
-    if th is not None: th.check('the thresholds to save')   # a NaN threshold is never written
-    if th is not None: atomic_json(path/'thresholds.json', th.to_dict())
+    if th is not None: th.check('the thresholds to save'); atomic_json(path/'thresholds.json', th.to_dict())   # a NaN threshold is never written
     else: (path/'thresholds.json').unlink(missing_ok=True)
     bb_rec = json.loads((path/'backbone'/'glad_backbone.json').read_text()).get('weights_sha256', {})   # hashed once, as written
     rec = {**{f'backbone/{k}': v for k, v in bb_rec.items()},
@@ -264,15 +263,13 @@ GLAD.thresholds = None   # set by `calibrate` / `calibrate_f1` (glad_nb.api), sa
 def demo_glad(category:str,        # a demo category (brick, grass, gravel, coffee)
               quick:bool=False,    # a one-minute smoke version (fewer training steps)
               seed:int=0, device=None,
-              auto:bool=False,     # no per-category settings: train on every noise level, `GLAD.select` chooses after training
+              auto:bool=False,     # the settings will be chosen without labels (`GLAD.fit_select`): preset 'auto'
              )->tuple:             # (GLAD, TrainConfig)
-    "The CPU demo's GLAD (pixel UNet + filter bank at 64 px) and its training config."
-    hand, hand_train = ({}, dict(t_max=1000)) if auto else (DEMO_CATEGORY.get(category, {}), DEMO_CATEGORY_TRAIN.get(category, {}))
+    "The CPU demo's GLAD (pixel UNet + filter bank at 64 px) and its training config: the same recipe for every category."
     cfg = GLADConfig(dataset='demo', category=category, preset='auto' if auto else 'demo', tuned_on_test=False, seed=seed,
-                     synth_foreground=synth_foreground(category), **{**DEMO_PRESET, **hand})
-    tcfg = TrainConfig(**{**DEMO_TRAIN, **hand_train, **(DEMO_QUICK if quick else {})}, seed=seed, synth_foreground=cfg.synth_foreground)
-    bb = PixelBackbone(**DEMO_MODEL, seed=seed)
-    return GLAD(bb, demo_extractor(), cfg, device=device), tcfg
+                     synth_foreground=synth_foreground(category), **DEMO_PRESET)
+    tcfg = TrainConfig(**{**DEMO_TRAIN, **(DEMO_QUICK if quick else {})}, seed=seed, synth_foreground=cfg.synth_foreground)
+    return GLAD(PixelBackbone(**DEMO_MODEL, seed=seed), demo_extractor(), cfg, device=device), tcfg
 
 # %% ../nbs/11_pipeline.ipynb #c047
 @torch.no_grad()
@@ -457,7 +454,7 @@ def fit_calibrated(self:GLAD, train_ds,   # normal training images (dataset item
     return res
 
 # %% ../nbs/11f_select.ipynb #5f4e9f8f
-from .select import select_settings, selection_record
+from .select import select_settings, selection_record, pick_training, default_settings, SETTINGS
 
 @patch
 def select(self:GLAD, normal_ds,       # held-out normal images (never the test set)
@@ -473,7 +470,32 @@ def select(self:GLAD, normal_ds,       # held-out normal images (never the test 
     winner, df = select_settings(self, normal_ds, tau_fn=tau_fn, grid=grid, t_max=t_max, **kw)
     self.cfg = self.cfg.replace(**winner, preset='auto', tuned_on_test=False)
     self.provenance['selection'] = selection_record(winner, df)
-    th = getattr(self, 'thresholds', None)
-    if recalibrate and th is not None:
+    if recalibrate and (th := getattr(self, 'thresholds', None)) is not None:
         self.calibrate(normal_ds, quantile=th.quantile or 1.0); self.thresholds.holdout = th.holdout
     return df
+
+# %% ../nbs/11f_select.ipynb #1930da1c
+@patch
+def fit_select(self:GLAD, train_ds,   # normal training images (a part is held out for calibration and the selection)
+               train_cfgs:list,       # TrainConfigs to try, the same seed (the first is the default); e.g. one per t_max
+               out_dir,               # where each training goes: out_dir, or out_dir/t_max-<t> (a folder per config) for several
+               fixed:tuple=(),        # settings given by the user: kept as they are (`GLAD.select`)
+               tie:float=0.005, progress:bool=False,
+               **kw)->pd.DataFrame:   # every model's candidates (`pick_training`)
+    "Train a copy of this untrained GLAD per config, select each one's settings on the same held-out images, keep the best."
+    if not train_cfgs: raise ValueError("train_cfgs is empty: give at least one TrainConfig")
+    if len({tc.seed for tc in train_cfgs}) > 1: raise ValueError("train_cfgs differ in seed: they must hold out the same images to compare")
+    varying, models, tables = [k for k in train_cfgs[0].to_dict() if len({repr(tc.to_dict()[k]) for tc in train_cfgs}) > 1], [], []
+    for tc in train_cfgs:   # the same held-out images for each: `fit_calibrated` draws them from the (shared) seed
+        g, name = copy.deepcopy(self), '-'.join(f'{k}-{getattr(tc, k)}' for k in varying)
+        g.fit_calibrated(train_ds, tc, Path(out_dir)/name if name else out_dir, tau=False, progress=progress, **kw)
+        held = Subset(train_ds, g.thresholds.holdout['indices']); models.append((g, held))
+        tables.append(({k: getattr(tc, k) for k in varying}, g.select(held, t_max=tc.t_max, fixed=fixed, tie=tie, progress=progress)))
+    table = pick_training(tables, default_settings(self.cfg), tie)
+    w = table[table.winner].iloc[0]; (g, held), th = models[int(w.model)], models[int(w.model)][0].thresholds
+    winner = {k: type(getattr(g.cfg, k))(w[k]) for k in SETTINGS}
+    g.cfg, g.train_config = g.cfg.replace(**winner), train_cfgs[int(w.model)]
+    g.provenance['selection'] = {**selection_record(winner, table), 'training': {k: w[k].item() for k in varying}, 'model': int(w.model)}
+    g.calibrate(held, quantile=th.quantile or 1.0); g.thresholds.holdout = th.holdout
+    self.__dict__.update(g.__dict__)
+    return table

@@ -16,10 +16,10 @@ from .score import Rescorer
 from .runs import atomic_csv
 
 # %% auto #0
-__all__ = ['VAL_KINDS', 'VAL_DEFECTS', 'CRITERION', 'T0_LADDER', 'RECON_FIELDS', 'SCORE_FIELDS', 'SETTINGS', 'wobbly_blob',
-           'cut_paste', 'blob_blur', 'blob_tint', 'thin_scratch', 'ValidationSet', 'val_criterion', 'candidate_grid',
-           'scaled_t_min', 'score_candidates', 'default_settings', 'pick_winner', 'select_settings', 'write_selection',
-           'selection_record']
+__all__ = ['VAL_KINDS', 'SELECT_KINDS', 'VAL_DEFECTS', 'CRITERION', 'T0_LADDER', 'RECON_FIELDS', 'SCORE_FIELDS', 'SETTINGS',
+           'wobbly_blob', 'cut_paste', 'blob_blur', 'blob_tint', 'thin_scratch', 'ValidationSet', 'val_criterion',
+           'candidate_grid', 'scaled_t_min', 'score_candidates', 'default_settings', 'pick_winner', 'select_settings',
+           'write_selection', 'selection_record', 'pick_training']
 
 # %% ../nbs/11f_select.ipynb #c006
 def wobbly_blob(H:int, W:int,            # canvas size
@@ -94,7 +94,8 @@ def thin_scratch(x:np.ndarray,            # (H,W,3) image in [0,1]
     return out, m
 
 # %% ../nbs/11f_select.ipynb #c021
-VAL_KINDS = ('cutpaste', 'blur', 'tint', 'scratch')
+VAL_KINDS = ('cutpaste', 'blur', 'tint', 'scratch')   # what `ValidationSet` can make
+SELECT_KINDS = ('blur', 'tint', 'scratch')             # what the selection makes and weighs (see 'Which kinds')
 VAL_DEFECTS = dict(blur=blob_blur, tint=blob_tint, scratch=thin_scratch)   # cut-paste also takes a donor image
 
 class ValidationSet(Dataset):
@@ -170,8 +171,9 @@ def score_candidates(glad,                 # a GLAD (duck-typed: cfg, build_cach
                      stride:int=1,         # pixel metrics on every stride-th row and column
                      batch_size:int=8,
                      progress:bool=False,
+                     by_kind:bool=True,    # criterion: the mean of the per-kind criteria (False: on the pooled set, as test metrics are reported)
                     )->pd.DataFrame:       # one row per candidate: settings, metrics, criterion, per-kind criteria, recon_s
-    "Figures of every candidate on a labelled set: one cache per (T0, t_min, τ), re-scored per (v, σ) by `Rescorer`."
+    "Figures of every candidate on a labelled set (criterion: the mean of the per-kind criteria): one cache per (T0, t_min, τ), re-scored per (v, σ)."
     groups, rows = {}, []
     for c in candidates: groups.setdefault(tuple(c[k] for k in RECON_FIELDS), []).append(c)
     for key, cs in groups.items():
@@ -183,9 +185,11 @@ def score_candidates(glad,                 # a GLAD (duck-typed: cfg, build_cach
             maps, scores = R(rcfg.replace(pixel_weight=c['pixel_weight'], sigma=c['sigma']))
             m = evaluate_category(scores.numpy(), y, maps, masks, stride=stride)
             row = {**{k: c[k] for k in SETTINGS}, **{k: m[k] for k in CRITERION}, 'criterion': val_criterion(m), 'recon_s': took}
-            for k in dict.fromkeys(defects[y == 1]):
+            kinds = list(dict.fromkeys(defects[y == 1]))
+            for k in kinds:
                 i = np.flatnonzero((y == 0) | (defects == k))
                 row[f'criterion[{k}]'] = val_criterion(evaluate_category(scores.numpy()[i], y[i], maps[i], masks[i], stride=stride))
+            if by_kind and len(kinds) > 1: row['criterion'] = float(np.mean([row[f'criterion[{k}]'] for k in kinds]))   # each kind weighs the same
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -213,7 +217,7 @@ def select_settings(glad,                  # a GLAD (duck-typed: cfg, build_cach
                     tau_fn=None,           # τ calibration `tau_fn(glad, normal_ds) -> float` (pipeline.calibrate_tau); needed for ADS on
                     grid:dict|None=None,   # `candidate_grid` arguments (T0, ads, pixel_weight, sigma)
                     t_max:int|None=None,   # the highest noise level the model trained on (TrainConfig.t_max)
-                    kinds:tuple=VAL_KINDS, # validation anomaly kinds
+                    kinds:tuple=SELECT_KINDS, # validation anomaly kinds (the criterion is the mean over them)
                     per_kind:int=1,        # anomalies per kind and normal image
                     seed:int|None=None,    # seed of the anomalies (default: cfg.seed)
                     tie:float=0.005,       # criterion differences up to this are ties, won by the defaults
@@ -238,7 +242,7 @@ def select_settings(glad,                  # a GLAD (duck-typed: cfg, build_cach
     df.insert(3, 'ads', df.tau > 0)
     df = pick_winner(df, default_settings(cfg), tie)
     df.attrs.update(seconds=time.time() - t0, n_normal=len(val.normals), n_anomalous=len(val) - len(val.normals),
-                    kinds=list(val.kinds), per_kind=per_kind, tie=tie, criterion='mean(' + ', '.join(CRITERION) + ')')
+                    kinds=list(val.kinds), per_kind=per_kind, tie=tie, criterion='mean over kinds of mean(' + ', '.join(CRITERION) + ')')
     w = df[df.winner].iloc[0]
     return dict(T0=int(w.T0), t_min=int(w.t_min), tau=float(w.tau), pixel_weight=float(w.pixel_weight), sigma=float(w.sigma)), df
 
@@ -256,3 +260,17 @@ def selection_record(winner:dict, df:pd.DataFrame)->dict:
                 tuned_on_test=False, winner=winner, n_candidates=len(df), best_criterion=float(df.criterion.max()),
                 winner_criterion=float(df.loc[df.winner, 'criterion'].iloc[0]),
                 **{k: df.attrs[k] for k in ('criterion', 'kinds', 'per_kind', 'n_normal', 'n_anomalous', 'tie', 'seconds') if k in df.attrs})
+
+# %% ../nbs/11f_select.ipynb #e8fbac4f
+def pick_training(tables:list,       # (training settings that differ {name: value}, `select_settings` table) per trained model
+                  default:dict,      # the default settings (`default_settings`), without the training ones
+                  tie:float=0.005,
+                 )->pd.DataFrame:    # all candidates, a column per training setting and `model` (its index in `tables`), winner re-picked
+    "One table of several trained models' selections, the winner picked over all of them (the first model's training is the default)."
+    if not tables: raise ValueError("no trained model to choose from")
+    names = list(dict.fromkeys(k for t, _ in tables for k in t))
+    df = pd.concat([d.drop(columns=['changed', 'rank', 'winner'], errors='ignore').assign(model=m, **t) for m, (t, d) in enumerate(tables)],
+                   ignore_index=True)
+    out = pick_winner(df, {**default, **{k: tables[0][0][k] for k in names}}, tie)
+    out.attrs.update(tables[0][1].attrs, seconds=sum(d.attrs.get('seconds', 0) for _, d in tables), training=names)
+    return out

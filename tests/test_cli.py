@@ -31,8 +31,11 @@ def test_quick_demo_writes_a_complete_run(quick_run):
         per = pd.read_csv(run/cat/'per_image.csv')
         assert {'path', 'defect', 'label', 'score', 'step'} <= set(per.columns) and len(per) > 0
         proto = json.loads((run/cat/'protocol.json').read_text())
-        assert proto['tuned_on_test'] is False and proto['preset'] == 'demo' and proto['grid']
+        assert proto['tuned_on_test'] is False and proto['preset'] == 'auto' and proto['grid']   # the demo chooses its settings without labels
         assert (run/cat/'model'/'config.json').exists()
+        sel = pd.read_csv(run/cat/'selection.csv')                       # both trainings' candidates, one winner
+        assert set(sel.t_max) == {150, 1000} and sel.winner.sum() == 1 and (run/cat/'train'/'t_max-150').is_dir()
+        assert proto['selection']['tuned_on_test'] is False and proto['selection']['training']['t_max'] == int(sel[sel.winner].t_max.iloc[0])
     bank = pd.read_csv(run/'baseline_metrics.csv', index_col=0)          # the memory bank beside GLAD, same metrics
     assert list(bank.index) == ['brick', 'coffee', 'mean'] and bank['image_auroc'].between(0, 1).all()
     assert 'memory bank' in r.stdout and 'GLAD - bank' in r.stdout
