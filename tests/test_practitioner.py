@@ -94,6 +94,8 @@ def test_preset_auto_selects_then_test_uses_the_choice_beside_the_bank(capsys, f
     w = sel[sel.winner].iloc[0]
     assert (proto['config']['preset'], proto['config']['T0'], proto['config']['pixel_weight'], proto['config']['sigma']) == ('auto', w.T0, w.pixel_weight, w.sigma)
     assert proto['selection']['n_normal'] == 8 and json.loads((run/'folder'/'model'/'thresholds.json').read_text())['n_images'] == 8
+    assert set(sel.t_max) == {150, 1000} and proto['train_config']['t_max'] == w.t_max == proto['selection']['training']['t_max']   # two trainings, one kept
+    assert sorted(p.name for p in (run/'folder'/'train').iterdir()) == ['t_max-1000', 't_max-150']
     capsys.readouterr()
     assert main(['test', '--dataset', 'folder', '--root', str(folder_data/'parts'), '--out', str(run), '--no-progress']) == 0
     assert 'GLAD - memory bank (mean)' in capsys.readouterr().out

@@ -1,0 +1,91 @@
+"""Does the label-free selection track the test? Every candidate's validation criterion beside its test figures.
+
+For one demo category and seed, train the demo recipe with the given training overrides (e.g. `t_max`), run the
+label-free selection on its held-out normal images (`glad_nb.select.select_settings`, the same call as
+`GLAD.fit_select`), then score every candidate on the real test set too (`score_candidates(by_kind=False)`, pooled
+as the test metrics are reported) and the memory bank on the same features. One CSV per (category, seed, tag):
+the selection table plus `test_*` and `bank_*` columns. Models are kept, so a rerun only re-scores.
+
+    python benchmarks/select_study.py --category grass --seed 1 --tag T1000 --set t_max=1000 --out runs/select-study
+    python benchmarks/select_study.py --category grass --seed 1 --tag T150 --set t_max=150 --out runs/select-study
+    python benchmarks/select_study.py --summary runs/select-study --tags T150,T1000 --seed 1
+
+`--summary` pools the CSVs of the given tags per category (one model per tag, the same held-out images), picks the
+best validation criterion over all of them (as `pick_training` does, without its tie rule) and prints the test
+figures of that pick beside the bank's and the best candidate's in hindsight. Demo data comes from
+`$GLAD_NB_DEMO` (or data/demo); never use the seed the demo reports (0) to choose anything.
+"""
+from __future__ import annotations
+import argparse, glob, json, sys, time
+from pathlib import Path
+
+
+def study(category:str, seed:int, tag:str, overrides:dict, out:Path)->Path:
+    "Train (or load), select, score every candidate on the test set and the bank; write out/<category>-<seed>-<tag>.csv."
+    import torch
+    from torch.utils.data import Subset
+    from glad_nb.core import seed_everything
+    from glad_nb.demo import make_demo_dataset
+    from glad_nb.data import DemoDataset
+    from glad_nb.pipeline import GLAD, MODEL_JSON, demo_glad, calibrate_tau
+    from glad_nb.baseline import baseline_result
+    from glad_nb import select as S
+    torch.set_num_threads(1); seed_everything(seed)
+    root = make_demo_dataset(seed=seed)
+    tr, te = DemoDataset(root, category, 'train', image_size=64), DemoDataset(root, category, 'test', image_size=64)
+    mdir, t0 = out/'models'/f'{category}-{seed}-{tag}', time.time()
+    glad, tc = demo_glad(category, seed=seed, auto=True); tc = tc.replace(**overrides)
+    if (mdir/MODEL_JSON).exists(): glad = GLAD.load(mdir)
+    else:
+        glad.fit_calibrated(tr, tc, out/'train'/f'{category}-{seed}-{tag}', tau=False, progress=False)
+        glad.save(mdir)
+    held = glad.thresholds.holdout['indices']
+    _, df = S.select_settings(glad, Subset(tr, held), tau_fn=calibrate_tau, t_max=tc.t_max)
+    test = S.score_candidates(glad, te, df[list(S.SETTINGS)].to_dict('records'), by_kind=False)
+    df = df.join(test[list(S.CRITERION) + ['criterion']].add_prefix('test_'))
+    bank = baseline_result(glad, Subset(tr, [i for i in range(len(tr)) if i not in set(held)]), te).metrics
+    for k in S.CRITERION: df['bank_' + k] = bank[k]
+    f = out/f'{category}-{seed}-{tag}.csv'; df.to_csv(f, index=False)
+    print(f"{category} seed {seed} {tag}: {len(df)} candidates, {time.time() - t0:.0f} s -> {f}", flush=True)
+    return f
+
+
+def summary(folder:Path, tags:list, seed:int)->'pd.DataFrame':
+    "Per category: the pick over every tag's candidates (best criterion), its test figures, the bank's, the hindsight best."
+    import pandas as pd
+    rows = []
+    for cat in ('brick', 'grass', 'gravel', 'coffee'):
+        ds = [pd.read_csv(f).assign(tag=t) for t in tags for f in glob.glob(str(folder/f'{cat}-{seed}-{t}.csv'))]
+        if not ds: continue
+        d = pd.concat(ds, ignore_index=True); w = d.loc[d.criterion.idxmax()]; b = d.loc[d.test_criterion.idxmax()]
+        rows.append(dict(category=cat, pick=f"{w.tag} T0 {w.T0:.0f} tau {w.tau:.3g} v {w.pixel_weight:g} sigma {w.sigma:g}",
+                         image_auroc=w.test_image_auroc, pixel_auroc=w.test_pixel_auroc, aupro=w.test_aupro,
+                         bank_image_auroc=w.bank_image_auroc, bank_pixel_auroc=w.bank_pixel_auroc, bank_aupro=w.bank_aupro,
+                         hindsight=f"{b.tag} T0 {b.T0:.0f}: {b.test_criterion:.3f}"))
+    t = pd.DataFrame(rows).set_index('category')
+    t.loc['mean'] = t.mean(numeric_only=True)
+    return t
+
+
+def main(argv=None)->int:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--category'); p.add_argument('--seed', type=int, default=1); p.add_argument('--tag', default='default')
+    p.add_argument('--set', nargs='*', default=[], help='TrainConfig overrides, key=value (JSON values)')
+    p.add_argument('--out', default='runs/select-study'); p.add_argument('--summary'); p.add_argument('--tags', default='default')
+    a = p.parse_args(argv)
+    if a.summary:
+        import pandas as pd
+        with pd.option_context('display.width', 200): print(summary(Path(a.summary), a.tags.split(','), a.seed).round(3).to_string())
+        return 0
+    if not a.category: p.error('--category is needed (or --summary FOLDER)')
+    over = {}
+    for kv in a.set:
+        k, _, v = kv.partition('=')
+        try: over[k] = json.loads(v)
+        except json.JSONDecodeError: p.error(f"--set {kv}: expected key=<JSON value>")
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    study(a.category, a.seed, a.tag, over, out)
+    return 0
+
+
+if __name__ == '__main__': sys.exit(main())
