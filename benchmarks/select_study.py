@@ -50,7 +50,7 @@ def study(category:str, seed:int, tag:str, overrides:dict, out:Path)->Path:
     return f
 
 
-def summary(folder:Path, tags:list, seed:int)->'pd.DataFrame':
+def summary(folder:Path, tags:list, seed:int):   # -> pandas DataFrame
     "Per category: the pick over every tag's candidates (best criterion), its test figures, the bank's, the hindsight best."
     import pandas as pd
     rows = []
