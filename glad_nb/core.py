@@ -16,10 +16,10 @@ from .runs import temp_sibling
 __all__ = ['IN_TEST', 'ONEDNN', 'MVTEC_CATEGORIES', 'MPDD_CATEGORIES', 'VISA_CATEGORIES', 'PCBBANK_CATEGORIES', 'DEMO_CATEGORIES',
            'DEMO_DEFECTS', 'PAPER_PRESETS', 'MULTI_PRESETS', 'DARK_FOREGROUND', 'BRIGHT_FOREGROUND', 'SCORE_FOREGROUND',
            'REVERSE_CATEGORIES', 'ADAPT_NO_PENALTY', 'ADAPT_SETTINGS', 'DATASET_CATEGORIES', 'DEMO_PRESET',
-           'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_QUICK', 'AUTO_T_MAX', 'ABLATION_CATEGORY', 'ABLATION_CATEGORY_TRAIN',
-           'GLADConfig', 'TrainConfig', 'synth_foreground', 'preset', 'otsu_threshold', 'otsu_foreground',
-           'seed_everything', 'torch_generator', 'default_device', 'default_dtype', 'image_key', 'file_sha256',
-           'state_hash', 'versions', 'pil_to_float', 'read_image', 'read_mask', 'write_image']
+           'DEMO_MODEL', 'DEMO_TRAIN', 'DEMO_QUICK', 'DEMO_QUICK_GRID', 'AUTO_T_MAX', 'ABLATION_CATEGORY',
+           'ABLATION_CATEGORY_TRAIN', 'GLADConfig', 'TrainConfig', 'synth_foreground', 'preset', 'otsu_threshold',
+           'otsu_foreground', 'seed_everything', 'torch_generator', 'default_device', 'default_dtype', 'image_key',
+           'file_sha256', 'state_hash', 'versions', 'pil_to_float', 'read_image', 'read_mask', 'write_image']
 
 # %% ../nbs/00_core.ipynb #c004
 IN_TEST = bool(os.environ.get('IN_TEST'))  # True while nbdev-test (or pytest with IN_TEST=1) runs
@@ -286,6 +286,7 @@ DEMO_MODEL = dict(image_size=64, channels=(16, 32, 64), attention=False)  # ~0.6
 DEMO_TRAIN = dict(lr=1e-3, batch_size=16, steps=600, ckpt_every=200, image_size=64, gradient_checkpointing=False,
                   use_8bit_adam=False, weight_decay=0.0, t_max=150)   # train on the noise levels T0 = 150 uses
 DEMO_QUICK = dict(steps=40, ckpt_every=40)
+DEMO_QUICK_GRID = dict(ads=(False,), pixel_weight=(1.0,), sigma=(1.0,))   # the smoke version's selection: T0 only
 AUTO_T_MAX = (150, 1000)   # --preset auto trains the CPU recipe twice, on its own noise levels and on every level, and keeps the better (11f_select)
 # The per-category settings chosen by hand on seed-1 demo data (issue 12). The demo, `train` and the API no longer use them
 # (`--preset auto` chooses without labels, 11f_select); the ablation notebooks keep them so that their recorded runs reproduce.

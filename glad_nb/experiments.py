@@ -8,7 +8,7 @@ import hashlib, json, os, threading, time, warnings
 from pathlib import Path
 import pandas as pd
 import torch
-from .core import GLADConfig, TrainConfig, IN_TEST, state_hash, seed_everything, DEMO_CATEGORIES, AUTO_T_MAX, ABLATION_CATEGORY, ABLATION_CATEGORY_TRAIN
+from .core import GLADConfig, TrainConfig, IN_TEST, state_hash, seed_everything, DEMO_CATEGORIES, AUTO_T_MAX, DEMO_QUICK_GRID, ABLATION_CATEGORY, ABLATION_CATEGORY_TRAIN
 from .data import DemoDataset
 from .demo import demo_root, make_demo_dataset
 from .metrics import METRICS, evaluate_category, HEADLINE
@@ -179,7 +179,7 @@ def _demo_model(cat:str, folder:Path, tr, quick:bool, seed:int, device:str, prog
         return GLAD.load(folder/'model', device=glad.device)
     if auto:   # one training per t_max, the selection on each, the best kept (`GLAD.fit_select`)
         _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images less a held-out part, t_max {' and '.join(map(str, AUTO_T_MAX))}")
-        sel = glad.fit_select(tr, [tcfg.replace(t_max=t) for t in AUTO_T_MAX], folder/'train', progress=progress)
+        sel = glad.fit_select(tr, [tcfg.replace(t_max=t) for t in AUTO_T_MAX], folder/'train', grid=DEMO_QUICK_GRID if quick else None, progress=progress)
         w = write_selection(sel, folder)
         _say(f"[{cat}] selected without labels in {sel.attrs['seconds']:.0f} s: " + ', '.join(f"{k} {w[k]:g}" for k in ('t_max', 'T0', 'tau', 'pixel_weight', 'sigma')))
     else:

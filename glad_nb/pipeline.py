@@ -480,7 +480,7 @@ def fit_select(self:GLAD, train_ds,   # normal training images (a part is held o
                train_cfgs:list,       # TrainConfigs to try, the same seed (the first is the default); e.g. one per t_max
                out_dir,               # where each training goes: out_dir, or out_dir/t_max-<t> (a folder per config) for several
                fixed:tuple=(),        # settings given by the user: kept as they are (`GLAD.select`)
-               tie:float=0.005, progress:bool=False,
+               grid:dict|None=None, tie:float=0.005, progress:bool=False,   # `select`'s candidate values (the same for every model), tie
                **kw)->pd.DataFrame:   # every model's candidates (`pick_training`)
     "Train a copy of this untrained GLAD per config, select each one's settings on the same held-out images, keep the best."
     if not train_cfgs: raise ValueError("train_cfgs is empty: give at least one TrainConfig")
@@ -490,7 +490,7 @@ def fit_select(self:GLAD, train_ds,   # normal training images (a part is held o
         g, name = copy.deepcopy(self), '-'.join(f'{k}-{getattr(tc, k)}' for k in varying)
         g.fit_calibrated(train_ds, tc, Path(out_dir)/name if name else out_dir, tau=False, progress=progress, **kw)
         held = Subset(train_ds, g.thresholds.holdout['indices']); models.append((g, held))
-        tables.append(({k: getattr(tc, k) for k in varying}, g.select(held, t_max=tc.t_max, fixed=fixed, tie=tie, progress=progress)))
+        tables.append(({k: getattr(tc, k) for k in varying}, g.select(held, t_max=tc.t_max, fixed=fixed, tie=tie, progress=progress, grid=grid or {})))
     table = pick_training(tables, default_settings(self.cfg), tie)
     w = table[table.winner].iloc[0]; (g, held), th = models[int(w.model)], models[int(w.model)][0].thresholds
     winner = {k: type(getattr(g.cfg, k))(w[k]) for k in SETTINGS}
