@@ -463,8 +463,7 @@ def select(self:GLAD, normal_ds,       # held-out normal images (never the test 
            fixed:tuple=(),             # settings given by the user (of T0, tau, pixel_weight, sigma): kept as they are
            **kw)->pd.DataFrame:        # every candidate's validation figures (`select_settings`' table)
     "Choose T0, ADS (τ), the pixel weight and σ without labels, set them, and calibrate the thresholds anew."
-    cfg = self.cfg
-    own = dict(T0=(cfg.T0,), ads=(cfg.tau > 0,), pixel_weight=(cfg.pixel_weight,), sigma=(cfg.sigma,))
+    cfg = self.cfg; own = dict(T0=(cfg.T0,), ads=(cfg.tau > 0,), pixel_weight=(cfg.pixel_weight,), sigma=(cfg.sigma,))
     grid = {**{k: own[k] for k in own if (k if k != 'ads' else 'tau') in fixed}, **kw.pop('grid', {})}
     tau_fn = (lambda g, ds: cfg.tau) if 'tau' in fixed else calibrate_tau
     winner, df = select_settings(self, normal_ds, tau_fn=tau_fn, grid=grid, t_max=t_max, **kw)
