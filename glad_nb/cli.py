@@ -65,7 +65,7 @@ def build_parser()->argparse.ArgumentParser:
         sp.add_argument('--category', nargs='+', default=['all'], help="one or more categories, or 'all'")
         sp.add_argument('--preset', default=None, choices=['paper', 'default', 'auto'], help="paper: the authors' settings (tuned on test data); "
                         "default: the library's; auto: T0, ADS, pixel weight and σ chosen after training on held-out normal images, no label read "
-                        "(test then uses the model's own)")
+                        "(test then uses the model's own); default for train: auto with --backbone pixel (unless --val), else default")
         sp.add_argument('--setting', default='single', choices=['single', 'multi'], help='single: one model per category; multi: one for all')
         if weights:
             sp.add_argument('--weights', default=None, help='local Stable Diffusion 1.4 folder (diffusers layout); not with --backbone pixel')

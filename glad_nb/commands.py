@@ -8,7 +8,7 @@ import dataclasses, json, os, time, warnings
 from pathlib import Path
 import pandas as pd
 import torch
-from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, AUTO_T_MAX, preset, synth_foreground
+from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, AUTO_T_MAX, preset, synth_foreground, state_hash
 from .data import list_images, split_warnings
 from .demo import make_demo_dataset
 from .backbone import check_sd_folder
@@ -130,7 +130,7 @@ _TRAIN_COMPARED = ('dataset', 'root', 'preset', 'setting', 'backbone', 'weights'
 def cmd_train(args)->int:
     "ATP fine-tuning per category (or one model for all with --setting multi), then τ and thresholds from held-out normal images."
     pixel = args.backbone == 'pixel'
-    args.preset = args.preset or 'default'   # auto (the label-free selection) is asked for: on the demo it does not yet beat per-category settings
+    args.preset = args.preset or ('auto' if pixel and not args.val else 'default')   # pixel: settings chosen without labels, unless --val labels them
     device, dtype, root, cats, sets = _real_run_args(args, (GLADConfig, TrainConfig))
     if pixel:
         if args.weights or args.dino: raise CLIError("--backbone pixel trains its own small UNet and uses weight-free features: drop --weights and --dino")
@@ -154,10 +154,10 @@ def cmd_train(args)->int:
                       protect={f'--config {c}': c for c in args.config})
     args._run = out
     for unit, cfg, tcfg, tr in plan:
-        done = list_checkpoints(out/unit/'train')
+        done = [c[-1][0] for d in (out/unit/'train', *sorted((out/unit/'train').glob('t_max-*'))) if (c := list_checkpoints(d))]   # auto: one per t_max
         unchanged_inputs(out/unit/'train', tr, f"[{unit}] the training images", reused=bool(done))
-        if (out/unit/'model'/MODEL_JSON).exists() and done and done[-1][0] >= tcfg.steps:
-            _say(f"[{unit}] already trained ({done[-1][0]} steps): {out/unit/'model'}"); continue
+        if (out/unit/'model'/MODEL_JSON).exists() and (out/unit/'protocol.json').exists() and done and min(done) >= tcfg.steps:
+            _say(f"[{unit}] already trained ({min(done)} steps): {out/unit/'model'}"); continue
         with failing_as(2, '--set'):   # the settings are checked against the model's extractors (layers)
             if pixel: glad = GLAD.pixel(config=cfg, seed=args.seed, device=device)
             else: glad, first = first or sd(cfg), None
@@ -165,7 +165,7 @@ def cmd_train(args)->int:
         if tcfg.batch_size > len(tr): tcfg = tcfg.replace(batch_size=len(tr)); _say(f"[{unit}] batch size {tcfg.batch_size}: there are only {len(tr)} images")
         _say(f"[{unit}] ATP training ({args.backbone}): {tcfg.steps} steps, batch {tcfg.batch_size}, lr {tcfg.lr:g}, {len(tr)} normal images")
         rec = fit_and_calibrate(glad, tr, tcfg, out/unit, pixel and 'tau' not in sets and glad.cfg.tau > 0, val_ds, args.threshold_quantile,
-                                 select=args.preset == 'auto', fixed=tuple(sets), t_max=AUTO_T_MAX if pixel and 't_max' not in sets else (),
+                                 select=args.preset == 'auto', fixed=tuple(sets), t_max=AUTO_T_MAX if pixel and 't_max' not in sets else (), checkpoints=not pixel,
                                  progress=not args.no_progress, num_workers=args.num_workers)
         if process_rank()[0] == 0:   # under `accelerate launch` only one process writes
             glad.save(out/unit/'model')
@@ -190,11 +190,12 @@ def _test_plan(args, root, cats, sets, out:Path)->list:
             check_path('--dino', args.dino, 'a local DINO ViT checkpoint (there is no trained model folder to take it from)')
         pixel = model is not None and _model_backbone(model) == 'pixel'
         if pixel and args.preset == 'paper': raise CLIError(f"--preset paper holds the authors' SD 1.4 settings; {model} is a --backbone pixel model: use --preset default (its own settings)")
+        if model is not None:
+            with failing_as(3, f'model {model}'): base = GLADConfig.from_dict(read_json(model/'config.json', 'model config'))
         for c in ucats:
             if args.preset == 'auto' and model is None: raise CLIError(f"--preset auto evaluates the settings a trained model chose: no model in {out/unit} (glad-nb train --preset auto ... --out {out})", 3)
-            if pixel or args.preset == 'auto':   # the model's own settings: the CPU recipe's τ, or what `train --preset auto` chose
-                with failing_as(3, f'model {model}'): base = GLADConfig.from_dict(read_json(model/'config.json', 'model config'))
-                cfg = apply_sets(base.replace(dataset=args.dataset, category=c, seed=args.seed), sets)
+            if pixel or args.preset == 'auto' or (args.preset is None and model is not None and base.preset == 'auto'):   # the model's own settings:
+                cfg = apply_sets(base.replace(dataset=args.dataset, category=c, seed=args.seed), sets)   # the recipe's τ, or what auto chose
             else: cfg = config_for(args.dataset, c, args.preset, args.seed, args.setting, sets)
             ck = cfg.ckpt_step if 'ckpt_step' in sets or args.preset == 'paper' else None   # --ckpt-step is --set ckpt_step
             if ck:
@@ -211,6 +212,8 @@ def _test_model(args, cfg, ck, model, unit, out, device, dtype, tr_ds):
         glad.extractor.input_size = cfg.feature_size
         if ck: 
             with failing_as(3, f'checkpoint {ck}'): use_checkpoint(glad, out/unit/'train', ck)
+        elif cfg.preset == 'auto' and cfg.ckpt_step:   # the step `train --preset auto` chose: its weights are the model's own
+            glad.provenance['checkpoint'] = dict(step=cfg.ckpt_step, path=str(model), unet_hash=state_hash(glad.backbone.unet), chosen_by='train --preset auto')
     else:
         with failing_as(3, f'--weights {args.weights} / --dino {args.dino}'): glad = GLAD.from_pretrained(args.weights, args.dino, cfg, device, dtype)
     glad.provenance['model'] = str(model) if model is not None else f'--weights {args.weights}'

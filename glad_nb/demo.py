@@ -301,6 +301,8 @@ def make_demo_dataset(root=None,          # where to write (default: `demo_root(
     if root.exists() and any(root.iterdir()) and not ours:
         raise FileExistsError(f"{root} is not empty and holds no demo manifest: refusing to write the demo dataset there "
                               "(remove the folder or choose another root)")
+    if links := [str(root/c) for c in DEMO_CATEGORIES if (root/c).is_symlink()]:   # never followed, never removed
+        raise FileExistsError(f"{links[0]} is a symbolic link, not a folder the demo wrote: refusing to replace it (remove it or choose another root)")
     root.mkdir(parents=True, exist_ok=True)
     (root/'.incomplete').write_text(json.dumps(params))
     (root/'manifest.json').unlink(missing_ok=True)

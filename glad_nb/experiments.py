@@ -15,7 +15,8 @@ from .metrics import METRICS, evaluate_category, HEADLINE
 from .api import TooFewToHoldOut
 from .options import failing_as
 from .results import score_cache, result_done, write_result
-from .select import write_selection
+from .select import write_selection, select_checkpoint
+from .checkpoints import list_checkpoints
 from .pipeline import GLAD, MODEL_JSON, demo_glad, calibrate_tau
 from .baseline import baseline_result
 
@@ -269,6 +270,7 @@ def fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
                       select:bool=False,   # then choose T0, ADS, the pixel weight and σ on the held-out images (`GLAD.select`)
                       fixed:tuple=(),      # settings the user gave: the selection keeps them
                       t_max:tuple=(),      # with `select`: train once per value and keep the best (`GLAD.fit_select`); () trains `tcfg` once
+                      checkpoints:bool=False,  # with `select` and one training: choose the saved checkpoint step too (`select_checkpoint`)
                       **kw)->dict:
     "Train on the normal images less a held-out part, then calibrate τ and the thresholds; what the train protocol records."
     rec, unit = dict(holdout=None), folder.name
@@ -289,10 +291,13 @@ def fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
         with failing_as(2, '--val'): glad.calibrate_f1(val_ds)
         _say(f"[{unit}] F1-adaptive thresholds from --val ({len(val_ds)} images)")
     if select and ho is not None and val_ds is None:
-        if not (len(t_max) > 1): sel = glad.select(torch.utils.data.Subset(ds, ho['indices']), t_max=tcfg.t_max, fixed=fixed, progress=kw.get('progress', False))
+        held, prog = torch.utils.data.Subset(ds, ho['indices']), kw.get('progress', False)
+        if checkpoints and len(t_max) <= 1 and len(list_checkpoints(folder/'train')) > 1:
+            sel = select_checkpoint(glad, held, folder/'train', t_max=tcfg.t_max, fixed=fixed, progress=prog)
+        elif len(t_max) <= 1: sel = glad.select(held, t_max=tcfg.t_max, fixed=fixed, progress=prog)
         w = write_selection(sel, folder); rec['selection'] = glad.provenance['selection']
         _say(f"[{unit}] selected without labels ({len(sel)} candidates, {sel.attrs['seconds']:.0f} s, {folder/'selection.csv'}): "
-             + ', '.join(f"{k} {w[k]:g}" for k in ('t_max', 'T0', 'tau', 'pixel_weight', 'sigma') if k in w))
+             + ', '.join(f"{k} {w[k]:g}" for k in ('t_max', 'ckpt_step', 'T0', 'tau', 'pixel_weight', 'sigma') if k in w))
     elif select: warnings.warn(f"[{unit}] no selection: " + ("--val sets the thresholds" if val_ds is not None else "no held-out normal images") + "; the defaults are kept")
     th = getattr(glad, 'thresholds', None)
     _say(f"[{unit}] τ = {glad.cfg.tau}" + (' (calibrated)' if tau or select else ''))

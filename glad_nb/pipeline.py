@@ -483,7 +483,7 @@ def fit_select(self:GLAD, train_ds,   # normal training images (a part is held o
                **kw)->pd.DataFrame:   # every model's candidates (`pick_training`)
     "Train a copy of this untrained GLAD per config, select each one's settings on the same held-out images, keep the best."
     if not train_cfgs: raise ValueError("train_cfgs is empty: give at least one TrainConfig")
-    if len({tc.seed for tc in train_cfgs}) > 1: raise ValueError("train_cfgs differ in seed: they must hold out the same images to compare")
+    if len({tc.seed for tc in train_cfgs}) > 1: raise ValueError(f"train_cfgs differ in seed ({sorted({tc.seed for tc in train_cfgs})}): they must hold out the same images to compare")
     varying, models, tables = [k for k in train_cfgs[0].to_dict() if len({repr(tc.to_dict()[k]) for tc in train_cfgs}) > 1], [], []
     for tc in train_cfgs:   # the same held-out images for each: `fit_calibrated` draws them from the (shared) seed
         g, name = copy.deepcopy(self), '-'.join(f'{k}-{getattr(tc, k)}' for k in varying)

@@ -14,12 +14,13 @@ from torch.utils.data import Dataset
 from .metrics import evaluate_category
 from .score import Rescorer
 from .runs import atomic_csv
+from .checkpoints import list_checkpoints, use_checkpoint
 
 # %% auto #0
 __all__ = ['VAL_KINDS', 'SELECT_KINDS', 'VAL_DEFECTS', 'CRITERION', 'T0_LADDER', 'RECON_FIELDS', 'SCORE_FIELDS', 'SETTINGS',
            'wobbly_blob', 'cut_paste', 'blob_blur', 'blob_tint', 'thin_scratch', 'ValidationSet', 'val_criterion',
            'candidate_grid', 'scaled_t_min', 'score_candidates', 'default_settings', 'pick_winner', 'select_settings',
-           'write_selection', 'selection_record', 'pick_training']
+           'write_selection', 'selection_record', 'pick_training', 'select_checkpoint']
 
 # %% ../nbs/11f_select.ipynb #c006
 def wobbly_blob(H:int, W:int,            # canvas size
@@ -274,3 +275,26 @@ def pick_training(tables:list,       # (training settings that differ {name: val
     out = pick_winner(df, {**default, **{k: tables[0][0][k] for k in names}}, tie)
     out.attrs.update(tables[0][1].attrs, seconds=sum(d.attrs.get('seconds', 0) for _, d in tables), training=names)
     return out
+
+# %% ../nbs/11f_select.ipynb #ec6f646e
+def select_checkpoint(glad,                 # a GLAD trained into `train_dir` (any backbone)
+                      normal_ds,            # held-out normal images (never the test set)
+                      train_dir,            # the training folder holding checkpoints/step_*
+                      steps:list|None=None, # the steps to compare (default: every complete checkpoint)
+                      t_max:int|None=None, fixed:tuple=(), tie:float=0.005,   # as `GLAD.select`
+                      **kw)->pd.DataFrame:  # every step's candidates (`pick_training`), a `ckpt_step` column
+    "Choose the checkpoint step together with the settings: `GLAD.select` on each saved step, the best kept and loaded."
+    steps = sorted(steps or [s for s, _ in list_checkpoints(train_dir)], reverse=True)   # the newest is the default
+    if not steps: raise FileNotFoundError(f"no checkpoint in {Path(train_dir)/'checkpoints'}: nothing to choose from")
+    cfg0, th, tables = glad.cfg, getattr(glad, 'thresholds', None), []
+    for s in steps:
+        use_checkpoint(glad, train_dir, s); glad.cfg = cfg0
+        tables.append(({'ckpt_step': s}, glad.select(normal_ds, t_max=t_max, fixed=fixed, tie=tie, recalibrate=False, **kw)))
+    table = pick_training(tables, default_settings(cfg0), tie)
+    w = table[table.winner].iloc[0]; step = int(w.ckpt_step)
+    use_checkpoint(glad, train_dir, step)
+    winner = {k: type(getattr(cfg0, k))(w[k]) for k in SETTINGS}
+    glad.cfg = cfg0.replace(**winner, ckpt_step=step, preset='auto', tuned_on_test=False)
+    glad.provenance['selection'] = {**selection_record(winner, table), 'training': {'ckpt_step': step}, 'model': int(w.model)}
+    if th is not None: glad.calibrate(normal_ds, quantile=th.quantile or 1.0); glad.thresholds.holdout = th.holdout
+    return table

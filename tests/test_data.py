@@ -1,5 +1,5 @@
 "Edge cases and bad inputs of glad_nb.data (the notebook nbs/01_data.ipynb shows the normal paths)."
-import csv, json, os, subprocess, sys, warnings
+import csv, json, os, shutil, subprocess, sys, warnings
 from pathlib import Path
 import numpy as np
 import pytest
@@ -345,6 +345,14 @@ def test_demo_interrupted_is_redone(tmp_path):
     assert (r/'grass/test/good/000.png').read_bytes() == ref['grass/test/good/000.png'][1]
     (r/'manifest.json').unlink()                                            # no manifest, no marker: not ours
     with pytest.raises(FileExistsError, match='holds no demo manifest'): make_demo_dataset(tmp_path, **SMALL)
+
+def test_demo_never_follows_a_planted_category_link(tmp_path):
+    "A symbolic link named like a demo category in the demo's own root: a one-line refusal, the link and its target untouched."
+    r = make_demo_dataset(tmp_path/'demo', **{**SMALL, 'n_train': 4})
+    user = tmp_path/'user'; user.mkdir(); (user/'keep.png').write_text('precious')
+    shutil.rmtree(r/'brick'); (r/'brick').symlink_to(user, target_is_directory=True)
+    with pytest.raises(FileExistsError, match='brick is a symbolic link'): make_demo_dataset(r, **SMALL)   # new parameters: a rewrite
+    assert (user/'keep.png').read_text() == 'precious' and (r/'brick').is_symlink()
 
 def test_demo_parameters_change_rewrites_without_stale_files(tmp_path):
     make_demo_dataset(tmp_path, **{**SMALL, 'n_train': 4})

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from glad_nb.cli import main
 from glad_nb.options import EXIT_CODES
+from glad_nb.checkpoints import use_checkpoint
 
 def _texture(rng, S=48, defect=False):
     "A smooth periodic texture with a little noise; an anomaly is a flat square of a random colour."
@@ -35,9 +36,16 @@ PIXEL = ['--dataset', 'folder', '--backbone', 'pixel', '--batch-size', '8', '--n
 
 @pytest.fixture(scope='module')
 def pixel_model(folder_data):
-    "`glad-nb train --backbone pixel` on the folder: no --weights, no --dino."
+    "`glad-nb train --backbone pixel --preset default` on the folder: no --weights, no --dino, the recipe's own settings."
     run = folder_data/'run'
-    assert main(['train', '--root', str(folder_data/'parts'), '--out', str(run), '--steps', '40', *PIXEL]) == 0
+    assert main(['train', '--root', str(folder_data/'parts'), '--out', str(run), '--steps', '40', '--preset', 'default', *PIXEL]) == 0
+    return run/'folder'
+
+@pytest.fixture(scope='module')
+def auto_model(folder_data):
+    "`glad-nb train --backbone pixel` as README shows it (no --preset: the settings are chosen without labels)."
+    run = folder_data/'auto'
+    assert main(['train', '--root', str(folder_data/'parts'), '--out', str(run), '--steps', '10', *PIXEL]) == 0
     return run/'folder'
 
 def _hot(overlay:np.ndarray, image:np.ndarray)->np.ndarray:
@@ -84,10 +92,9 @@ def test_test_evaluates_a_pixel_run_without_weights(capsys, pixel_model, folder_
     p = json.loads(next(run.glob('folder/eval-default*/protocol.json')).read_text())
     assert p['config']['preset'] == 'pixel' and p['config']['tau'] == json.loads((pixel_model/'model'/'config.json').read_text())['tau']
 
-def test_preset_auto_selects_then_test_uses_the_choice_beside_the_bank(capsys, folder_data, tmp_path):
-    "train --preset auto: settings chosen on the held-out normal images (selection.csv, protocol.json); test evaluates with them."
-    run = tmp_path/'auto'
-    assert main(['train', '--root', str(folder_data/'parts'), '--out', str(run), '--steps', '10', '--preset', 'auto', *PIXEL]) == 0
+def test_pixel_train_selects_by_default_then_test_and_predict_use_the_choice(capsys, auto_model, folder_data):
+    "README's flow: train --backbone pixel (auto by default) chooses on held-out normal images; test and predict use the choice."
+    run = auto_model.parent
     proto = json.loads((run/'folder'/'protocol.json').read_text())
     sel = pd.read_csv(run/'folder'/'selection.csv')
     assert sel.winner.sum() == 1 and len(sel) > 1 and proto['selection']['tuned_on_test'] is False and not proto['config']['tuned_on_test']
@@ -98,16 +105,23 @@ def test_preset_auto_selects_then_test_uses_the_choice_beside_the_bank(capsys, f
     assert sorted(p.name for p in (run/'folder'/'train').glob('t_max-*')) == ['t_max-1000', 't_max-150']   # a training folder each
     capsys.readouterr()
     assert main(['test', '--dataset', 'folder', '--root', str(folder_data/'parts'), '--out', str(run), '--no-progress']) == 0
-    assert 'GLAD - memory bank (mean)' in capsys.readouterr().out
+    assert 'GLAD - memory bank (mean)' in capsys.readouterr().out                                  # the bank beside every test
     p = json.loads((run/'folder'/'eval-auto'/'protocol.json').read_text())
     assert (p['config']['preset'], p['config']['tau'], p['config']['sigma']) == ('auto', proto['config']['tau'], proto['config']['sigma'])
+    assert main(['predict', '--model', str(auto_model/'model'), '--images', str(folder_data/'new'), '--out', str(run/'pred')]) == 0
+    df = pd.read_csv(run/'pred'/'scores.csv')
+    assert (df.status == 'ok').all() and (df.label == (df.norm_score > 0.5)).all() and len(list((run/'pred'/'masks').glob('*.png'))) == 4
+    stamp = (run/'folder'/'selection.csv').stat().st_mtime_ns; capsys.readouterr()
+    assert main(['train', '--root', str(folder_data/'parts'), '--out', str(run), '--steps', '10', *PIXEL]) == 0   # again: nothing redone
+    assert '[folder] already trained (10 steps)' in capsys.readouterr().out and (run/'folder'/'selection.csv').stat().st_mtime_ns == stamp
 
 def test_config_file_then_set_then_flags(folder_data, tmp_path):
     cfg = tmp_path/'cfg.yaml'
     cfg.write_text('lr: 1e-4\ntau: 0.5\nsigma: 1.5\nimage_size: 32\nsteps: 3\nckpt_every: 3\n')
     run = tmp_path/'run'
-    assert main(['train', '--dataset', 'folder', '--root', str(folder_data/'parts'), '--backbone', 'pixel', '--out', str(run),
+    assert main(['train', '--dataset', 'folder', '--root', str(folder_data/'parts'), '--backbone', 'pixel', '--out', str(run), '--preset', 'default',
                  '--no-progress', '--config', str(cfg), '--set', 'lr=1e-5', 'tau=0.3', '--grad-accum', '2']) == 0
+    assert not (run/'folder'/'selection.csv').exists()   # --preset default: one training, the recipe's settings
     proto = json.loads((run/'folder'/'protocol.json').read_text())
     assert proto['train_config']['lr'] == 1e-5 and proto['config']['tau'] == 0.3 and proto['tau'] == 0.3   # --set beats the file; τ as set
     assert proto['config']['sigma'] == 1.5 and proto['train_config']['steps'] == 3 and proto['train_config']['grad_accum'] == 2
@@ -145,7 +159,7 @@ def test_config_prints_what_config_reads(capsys, folder_data, tmp_path):
     assert config('--dataset', 'folder', '--backbone', 'pixel', '--train', '--config', f) == txt          # round trip
     run = tmp_path/'run'
     assert main(['train', '--dataset', 'folder', '--root', str(folder_data/'parts'), '--backbone', 'pixel', '--out', str(run),
-                 '--no-progress', '--config', str(f)]) == 0
+                 '--no-progress', '--preset', 'default', '--config', str(f)]) == 0
     import yaml
     printed, proto = yaml.safe_load(txt), json.loads((run/'folder'/'protocol.json').read_text())
     for k, v in printed.items():
@@ -166,6 +180,7 @@ def test_val_folder_gives_f1_thresholds(folder_data, tmp_path):
     assert main(['train', '--root', str(folder_data/'parts'), '--out', str(run), '--steps', '3', '--val', str(val), *PIXEL]) == 0
     th = json.loads((run/'folder'/'model'/'thresholds.json').read_text())
     assert th['method'] == 'f1' and th['n_images'] == 6
+    assert not (run/'folder'/'selection.csv').exists()   # labelled --val: the pixel default is then no selection
 
 def test_sd_train_calibrates_thresholds_on_held_out_images(tiny_inputs, tmp_path):
     "The latent (SD) path holds out and calibrates too; predict then labels and masks."
@@ -180,6 +195,29 @@ def test_sd_train_calibrates_thresholds_on_held_out_images(tiny_inputs, tmp_path
     assert main(['predict', '--model', str(run/'pcb1'/'model'), '--images', str(root/'pcb1'/'test'/'bad'), '--out', str(tmp_path/'p')]) == 0
     df = pd.read_csv(tmp_path/'p'/'scores.csv')
     assert df.label.notna().all() and df.norm_score.between(0, 1).all() and len(list((tmp_path/'p'/'masks').glob('*.png'))) == len(df)
+
+def test_sd_train_auto_chooses_the_checkpoint_step(capsys, tiny_inputs, tmp_path):
+    "SD 1.4 weights, train --preset auto: the checkpoint step is chosen with the settings, on held-out normal images; test uses it."
+    from tiny import write_layout_dataset
+    from glad_nb.core import state_hash
+    from glad_nb.pipeline import GLAD
+    root = write_layout_dataset(tmp_path/'visa', 'pcb1', n_train=12)
+    run, common = tmp_path/'run', ['--dataset', 'visa', '--root', str(root), '--category', 'pcb1', '--no-progress']
+    assert main(['train', *common, '--weights', str(tiny_inputs['sd']), '--dino', str(tiny_inputs['dino']), '--out', str(run), '--steps', '4',
+                 '--batch-size', '2', '--preset', 'auto',
+                 '--set', 'image_size=32', 'feature_size=32', 'ckpt_every=2', 'T0=300', 'pixel_weight=1', 'sigma=1']) == 0   # fixed: ADS on/off x 2 steps
+    sel, proto = pd.read_csv(run/'pcb1'/'selection.csv'), json.loads((run/'pcb1'/'protocol.json').read_text())
+    w = sel[sel.winner].iloc[0]
+    assert set(sel.ckpt_step) == {2, 4} and sel.winner.sum() == 1 and proto['selection']['tuned_on_test'] is False
+    assert proto['selection']['training'] == {'ckpt_step': int(w.ckpt_step)} == {'ckpt_step': proto['config']['ckpt_step']}
+    assert (proto['config']['preset'], proto['config']['T0'], proto['config']['sigma']) == ('auto', w.T0, w.sigma)
+    glad = GLAD.load(run/'pcb1'/'model')                       # the model holds the chosen checkpoint's weights
+    ref = GLAD.load(run/'pcb1'/'model'); use_checkpoint(ref, run/'pcb1'/'train', int(w.ckpt_step))
+    assert state_hash(glad.backbone.unet) == state_hash(ref.backbone.unet)
+    capsys.readouterr()
+    assert main(['test', *common, '--out', str(run)]) == 0                       # no --preset: the model's own choice
+    assert 'GLAD - memory bank (mean)' in capsys.readouterr().out
+    assert json.loads((run/'pcb1'/'eval-auto'/'protocol.json').read_text())['config']['ckpt_step'] == int(w.ckpt_step)
 
 def test_version_and_help(capsys):
     import glad_nb
