@@ -292,8 +292,9 @@ def fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
         _say(f"[{unit}] F1-adaptive thresholds from --val ({len(val_ds)} images)")
     if select and ho is not None and val_ds is None:
         held, prog = torch.utils.data.Subset(ds, ho['indices']), kw.get('progress', False)
-        if checkpoints and len(t_max) <= 1 and len(list_checkpoints(folder/'train')) > 1:
-            sel = select_checkpoint(glad, held, folder/'train', t_max=tcfg.t_max, fixed=fixed, progress=prog)
+        mine = [glad.cfg.ckpt_step] if 'ckpt_step' in fixed and glad.cfg.ckpt_step else None   # a step the user gave is kept
+        if checkpoints and len(t_max) <= 1 and (mine or len(list_checkpoints(folder/'train')) > 1):
+            sel = select_checkpoint(glad, held, folder/'train', steps=mine, t_max=tcfg.t_max, fixed=fixed, progress=prog)
         elif len(t_max) <= 1: sel = glad.select(held, t_max=tcfg.t_max, fixed=fixed, progress=prog)
         w = write_selection(sel, folder); rec['selection'] = glad.provenance['selection']
         _say(f"[{unit}] selected without labels ({len(sel)} candidates, {sel.attrs['seconds']:.0f} s, {folder/'selection.csv'}): "

@@ -218,6 +218,11 @@ def test_sd_train_auto_chooses_the_checkpoint_step(capsys, tiny_inputs, tmp_path
     assert main(['test', *common, '--out', str(run)]) == 0                       # no --preset: the model's own choice
     assert 'GLAD - memory bank (mean)' in capsys.readouterr().out
     assert json.loads((run/'pcb1'/'eval-auto'/'protocol.json').read_text())['config']['ckpt_step'] == int(w.ckpt_step)
+    mine = tmp_path/'mine'                                                      # a step the user gives is kept, the rest chosen
+    assert main(['train', *common, '--weights', str(tiny_inputs['sd']), '--dino', str(tiny_inputs['dino']), '--out', str(mine), '--steps', '4',
+                 '--batch-size', '2', '--preset', 'auto', '--set', 'image_size=32', 'feature_size=32', 'ckpt_every=2', 'T0=300', 'pixel_weight=1',
+                 'sigma=1', 'ckpt_step=2']) == 0
+    assert set(pd.read_csv(mine/'pcb1'/'selection.csv').ckpt_step) == {2} and json.loads((mine/'pcb1'/'protocol.json').read_text())['config']['ckpt_step'] == 2
 
 def test_version_and_help(capsys):
     import glad_nb
