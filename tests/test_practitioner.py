@@ -211,9 +211,12 @@ def test_sd_train_auto_chooses_the_checkpoint_step(capsys, tiny_inputs, tmp_path
     assert set(sel.ckpt_step) == {2, 4} and sel.winner.sum() == 1 and proto['selection']['tuned_on_test'] is False
     assert proto['selection']['training'] == {'ckpt_step': int(w.ckpt_step)} == {'ckpt_step': proto['config']['ckpt_step']}
     assert (proto['config']['preset'], proto['config']['T0'], proto['config']['sigma']) == ('auto', w.T0, w.sigma)
-    glad = GLAD.load(run/'pcb1'/'model')                       # the model holds the chosen checkpoint's weights
-    ref = GLAD.load(run/'pcb1'/'model'); use_checkpoint(ref, run/'pcb1'/'train', int(w.ckpt_step))
-    assert state_hash(glad.backbone.unet) == state_hash(ref.backbone.unet)
+    def weights(model, step):   # the UNet hash of a model folder, with checkpoint `step` loaded into it (None: as saved)
+        g = GLAD.load(model)
+        if step: use_checkpoint(g, model.parent/'train', step)
+        return state_hash(g.backbone.unet)
+    chosen, other = int(w.ckpt_step), 6 - int(w.ckpt_step)
+    assert weights(run/'pcb1'/'model', None) == weights(run/'pcb1'/'model', chosen) != weights(run/'pcb1'/'model', other)   # the chosen step's, not the other's
     capsys.readouterr()
     assert main(['test', *common, '--out', str(run)]) == 0                       # no --preset: the model's own choice
     assert 'GLAD - memory bank (mean)' in capsys.readouterr().out
@@ -223,6 +226,7 @@ def test_sd_train_auto_chooses_the_checkpoint_step(capsys, tiny_inputs, tmp_path
                  '--batch-size', '2', '--preset', 'auto', '--set', 'image_size=32', 'feature_size=32', 'ckpt_every=2', 'T0=300', 'pixel_weight=1',
                  'sigma=1', 'ckpt_step=2']) == 0
     assert set(pd.read_csv(mine/'pcb1'/'selection.csv').ckpt_step) == {2} and json.loads((mine/'pcb1'/'protocol.json').read_text())['config']['ckpt_step'] == 2
+    assert weights(mine/'pcb1'/'model', None) == weights(mine/'pcb1'/'model', 2) != weights(mine/'pcb1'/'model', 4)
 
 def test_version_and_help(capsys):
     import glad_nb
