@@ -46,14 +46,15 @@ def test_quick_demo_writes_a_complete_run(quick_run):
     assert 'Image ROC' in html and 'PRO curve' in html and 'chosen step' in html
 
 def test_two_processes_give_what_one_gives_bit_for_bit(quick_run):
-    "The demo's categories run side by side (`--jobs 2`) or one after the other: same weights, scores and table."
+    "A category run in a worker process (`--jobs 2`) gives what it gives in the main process alone: same weights, scores, row."
     from safetensors.torch import load_file
     d, env, r = quick_run
     assert r.returncode == 0 and 'in 2 processes' in r.stdout, r.stderr[-3000:]
-    one = glad_nb('demo', '--quick', '--category', 'brick', 'coffee', '--out', str(d/'one'), '--no-progress', '--jobs', '1', env_extra=env)
+    one = glad_nb('demo', '--quick', '--category', 'coffee', '--out', str(d/'one'), '--no-progress', '--jobs', '1', env_extra=env)   # one category: half the time
     assert one.returncode == 0 and 'processes' not in one.stdout, one.stderr[-3000:]
-    for f in ('metrics.csv', 'baseline_metrics.csv'): assert (d/'one'/f).read_bytes() == (d/'run'/f).read_bytes()
-    for cat in ('brick', 'coffee'):
+    for f in ('metrics.csv', 'baseline_metrics.csv'):
+        assert (d/'one'/f).read_text().splitlines()[1] == next(l for l in (d/'run'/f).read_text().splitlines() if l.startswith('coffee,'))
+    for cat in ('coffee',):
         assert (d/'one'/cat/'per_image.csv').read_bytes() == (d/'run'/cat/'per_image.csv').read_bytes()
         wa, wb = (load_file(next((d/r/cat/'model'/'backbone'/'unet').glob('*.safetensors'))) for r in ('one', 'run'))
         assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
