@@ -292,7 +292,7 @@ def select_checkpoint(glad,                 # a GLAD trained into `train_dir` (a
         tables.append(({'ckpt_step': s}, glad.select(normal_ds, t_max=t_max, fixed=fixed, tie=tie, recalibrate=False, **kw)))
     table = pick_training(tables, default_settings(cfg0), tie)
     w = table[table.winner].iloc[0]; step = int(w.ckpt_step)
-    use_checkpoint(glad, train_dir, step)
+    if step != steps[-1]: use_checkpoint(glad, train_dir, step)   # the last one loaded is already in place
     winner = {k: type(getattr(cfg0, k))(w[k]) for k in SETTINGS}
     glad.cfg = cfg0.replace(**winner, ckpt_step=step, preset='auto', tuned_on_test=False)
     glad.provenance['selection'] = {**selection_record(winner, table), 'training': {'ckpt_step': step}, 'model': int(w.model)}
