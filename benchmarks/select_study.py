@@ -10,6 +10,12 @@ the selection table plus `test_*` and `bank_*` columns. Models are kept, so a re
     python benchmarks/select_study.py --category grass --seed 1 --tag T150 --set t_max=150 --out runs/select-study
     python benchmarks/select_study.py --summary runs/select-study --tags T150,T1000 --seed 1
 
+`--auto` replays what `--preset auto` does with the study's saved models of the given tags: the selection on each
+(one noise draw, as `GLAD.fit_select`), the winner over all of them (`pick_training`, with its tie rule), then the
+winner tested with `--draws` noise draws per image (the CPU recipe's auto uses `AUTO_DRAWS`), the bank beside it:
+
+    python benchmarks/select_study.py --auto --category grass --seed 1 --tags T150,T1000 --t-max 150,1000 --draws 4 --out runs/select-study
+
 `--summary` pools the CSVs of the given tags per category (one model per tag, the same held-out images), picks the
 best validation criterion over all of them (as `pick_training` does, without its tie rule) and prints the test
 figures of that pick beside the bank's and the best candidate's in hindsight. Demo data comes from
@@ -67,11 +73,45 @@ def summary(folder:Path, tags:list, seed:int):   # -> pandas DataFrame
     return t
 
 
+def auto(category:str, seed:int, tags:list, t_max:list, draws:int, out:Path, select_draws:int=1)->dict:
+    "The auto pick over the study's saved models of `tags`, tested with `draws` draws; one row (also appended to out/auto-<seed>-d<draws>-s<select draws>.csv)."
+    import torch, pandas as pd
+    from torch.utils.data import Subset
+    from glad_nb.demo import make_demo_dataset
+    from glad_nb.data import DemoDataset
+    from glad_nb.pipeline import GLAD, calibrate_tau
+    from glad_nb import select as S
+    torch.set_num_threads(1)
+    root, t0 = make_demo_dataset(seed=seed), time.time()
+    tr, te = DemoDataset(root, category, 'train', image_size=64), DemoDataset(root, category, 'test', image_size=64)
+    tables, models = [], []
+    for tag, tm in zip(tags, t_max, strict=True):   # each model's training noise levels (the T0 candidates stop there)
+        g = GLAD.load(out/'models'/f'{category}-{seed}-{tag}')
+        _, df = S.select_settings(g, Subset(tr, g.thresholds.holdout['indices']), tau_fn=calibrate_tau, t_max=tm, draws=select_draws)
+        tables.append(({'t_max': tm}, df)); models.append(g)
+    table = S.pick_training(tables, S.default_settings(models[0].cfg))
+    w, sel_s = table[table.winner].iloc[0], time.time() - t0
+    g = models[int(w.model)]; g.cfg = g.cfg.replace(draws=draws, **{k: type(getattr(g.cfg, k))(w[k]) for k in S.SETTINGS})
+    t1 = time.time(); m = g.evaluate(te, batch_size=16, progress=False).metrics
+    bank = pd.read_csv(out/f'{category}-{seed}-{tags[0]}.csv').iloc[0]
+    row = dict(category=category, seed=seed, draws=draws, select_draws=select_draws, t_max=int(w.t_max), T0=int(w.T0), tau=float(w.tau), v=float(w.pixel_weight),
+               sigma=float(w.sigma), **{k: m[k] for k in S.CRITERION}, **{'bank_' + k: float(bank['bank_' + k]) for k in S.CRITERION},
+               select_s=sel_s, test_s=time.time() - t1)
+    f = out/f'auto-{seed}-d{draws}-s{select_draws}.csv'
+    pd.DataFrame([row]).to_csv(f, mode='a', header=not f.exists(), index=False)
+    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+    return row
+
+
 def main(argv=None)->int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--category'); p.add_argument('--seed', type=int, default=1); p.add_argument('--tag', default='default')
     p.add_argument('--set', nargs='*', default=[], help='TrainConfig overrides, key=value (JSON values)')
     p.add_argument('--out', default='runs/select-study'); p.add_argument('--summary'); p.add_argument('--tags', default='default')
+    p.add_argument('--auto', action='store_true', help="replay --preset auto on the saved models of --tags")
+    p.add_argument('--draws', type=int, default=1, help="with --auto: noise draws per image when testing the pick")
+    p.add_argument('--select-draws', type=int, default=1, help="with --auto: noise draws per image while selecting (auto: 1)")
+    p.add_argument('--t-max', default='', help="with --auto: each tag's training t_max, in the order of --tags")
     a = p.parse_args(argv)
     if a.summary:
         import pandas as pd
@@ -84,6 +124,8 @@ def main(argv=None)->int:
         try: over[k] = json.loads(v)
         except json.JSONDecodeError: p.error(f"--set {kv}: expected key=<JSON value>")
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    if a.auto:
+        auto(a.category, a.seed, a.tags.split(','), [int(t) for t in a.t_max.split(',')], a.draws, out, a.select_draws); return 0
     study(a.category, a.seed, a.tag, over, out)
     return 0
 

@@ -8,7 +8,7 @@ import dataclasses, json, os, time, warnings
 from pathlib import Path
 import pandas as pd
 import torch
-from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, AUTO_T_MAX, preset, synth_foreground, state_hash
+from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, AUTO_T_MAX, AUTO_DRAWS, preset, synth_foreground, state_hash
 from .data import list_images, split_warnings
 from .demo import make_demo_dataset
 from .backbone import check_sd_folder
@@ -108,6 +108,7 @@ def train_configs(args,               # parsed train (or config) arguments: data
     pixel = getattr(args, 'backbone', 'sd') == 'pixel'
     cfg = config_for(args.dataset, ucats[0], args.preset, args.seed, args.setting, sets, 'pixel' if pixel else 'sd')
     if unit == 'multi': cfg = cfg.replace(category='multi', synth_foreground='none')
+    if pixel and args.preset == 'auto' and 'draws' not in sets: cfg = cfg.replace(draws=AUTO_DRAWS)   # the CPU recipe's auto averages draws
     own = dict(seed=args.seed, synth_foreground=cfg.synth_foreground, image_size=cfg.image_size,
                mixed_precision={torch.bfloat16:'bf16', torch.float16:'fp16'}.get(dtype, 'no'))
     with failing_as(2, '--set'): tcfg = GLAD.pixel_train_config(**own, T0=cfg.T0) if pixel else TrainConfig(**own)

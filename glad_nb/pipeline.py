@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 import glad_nb
 import copy
 from fastcore.basics import patch_to
-from .core import (DEMO_PRESET, DEMO_MODEL, DEMO_TRAIN, DEMO_QUICK, synth_foreground,
+from .core import (DEMO_PRESET, DEMO_MODEL, DEMO_TRAIN, DEMO_QUICK, DEMO_QUICK_DRAWS, AUTO_DRAWS, synth_foreground,
                           GLADConfig, TrainConfig, default_device, torch_generator, image_key, state_hash, versions)
 from .backbone import Backbone, PixelBackbone
 from .weights import weight_hashes, verify_weights, read_meta
@@ -48,11 +48,12 @@ def posterior_generator(seed:int, key)->torch.Generator:
 
 def batch_keys(x:torch.Tensor, # (B,3,H,W) images in [-1,1]
                keys=None,      # known keys (None, or a list with None where unknown)
+               draw:int=0,     # which noise draw the keys seed (0: the image's own, the paper's single draw)
               )->list:         # B keys
-    "Each image's key: the given one, else `image_key` of its pixels."
+    "Each image's key (the given one, else `image_key` of its pixels), marked with the draw after the first."
     keys = [None] * len(x) if keys is None else list(keys)
     if len(keys) != len(x): raise ValueError(f"{len(keys)} keys for {len(x)} images: expected one per image")
-    return [str(k) if k is not None else image_key((xi.detach().float().cpu() + 1) / 2) for k, xi in zip(keys, x)]
+    return [(str(k) if k is not None else image_key((xi.detach().float().cpu() + 1) / 2)) + (f'#draw{draw}' if draw else '') for k, xi in zip(keys, x)]
 
 # %% ../nbs/11_pipeline.ipynb #c019
 class GLAD:
@@ -125,15 +126,16 @@ def cache_batch(self:GLAD, x:torch.Tensor,    # (B,3,H,W) in [-1,1]
                 labels=None,             # (B,) 0/1; None: unlabelled (zeros)
                 paths=None, defects=None,
                 cfg:GLADConfig|None=None)->ScoreCache:
-    "Reconstruct one batch and keep what scoring needs (a `ScoreCache` of B images)."
+    "Reconstruct one batch (`cfg.draws` times, averaged) and keep what scoring needs (a `ScoreCache` of B images)."
     cfg = cfg or self.cfg; S, B = cfg.feature_size, len(x)
     to_S = lambda t: F.interpolate(t, size=(S, S), mode='bilinear', antialias=True, align_corners=False) if t.shape[-1] != S else t
-    r = self.reconstruct(x, keys=keys, cfg=cfg)
-    rec = r.recon.float().cpu()
-    fwd, rev = self.layer_distances(x, rec)
+    keys, rs = batch_keys(x, keys), []
+    for d in range(cfg.draws): rs.append(self.reconstruct(x, keys=batch_keys(x, keys, d), cfg=cfg))
+    recs = [q.recon.float().cpu() for q in rs]; dists = [self.layer_distances(x, q) for q in recs]
+    r, (fwd, rev) = rs[0], ([torch.stack(ls).mean(0) for ls in zip(*(dd[j] for dd in dists))] for j in (0, 1))   # ADS's record: the first draw's
     m = torch.zeros(B, 1, S, S) if masks is None else masks.float()
     m = (F.interpolate(m, size=(S, S), mode='bilinear', align_corners=False) > 0.5) if m.shape[-1] != S else (m > 0.5)
-    return ScoreCache(images=to_u8(to_S(x.float().cpu())), recons=to_u8(to_S(rec)), masks=m[:, 0].to(torch.uint8),
+    return ScoreCache(images=to_u8(to_S(x.float().cpu())), recons=to_u8(to_S(torch.stack(recs).clamp(-1, 1).mean(0))), masks=m[:, 0].to(torch.uint8),
                       labels=torch.zeros(B, dtype=torch.long) if labels is None else torch.as_tensor(labels).long(),
                       layers=tuple(self.extractor.layers), fwd=fwd, rev=rev, steps=r.step.cpu().long(),
                       ads_scores=r.scores.float().cpu(), fusion=r.mask.float().cpu().reshape(B, *r.mask.shape[-2:]), fused=r.fused.cpu(),
@@ -151,8 +153,7 @@ def build_cache(self:GLAD, test_ds,           # test dataset (items: image, mask
                )->ScoreCache:
     "Reconstruct every test image and keep what scoring needs."
     cfg = cfg or self.cfg; self._to_device()
-    n = len(test_ds) if limit is None else min(limit, len(test_ds))
-    parts = []
+    n, parts = len(test_ds) if limit is None else min(limit, len(test_ds)), []
     for i in tqdm(range(0, n, batch_size), desc=f'reconstruct {cfg.category or ""}'.strip(), disable=not progress):
         items = [test_ds[j] for j in range(i, min(n, i + batch_size))]
         parts.append(self.cache_batch(torch.stack([it['image'] for it in items]).float(), [it.get('key') for it in items],
@@ -188,8 +189,7 @@ def evaluate(self:GLAD, test_ds=None,         # test dataset (or give `cache`)
              batch_size:int=8, progress:bool=True, limit:int|None=None,
              **overrides)->'EvalResult':
     "Metrics, per-image results and protocol for a test set."
-    cfg = self.cfg.replace(**overrides) if overrides else self.cfg
-    t0 = time.time()
+    cfg, t0 = self.cfg.replace(**overrides) if overrides else self.cfg, time.time()
     if cache is None: cache = self.build_cache(test_ds, batch_size=batch_size, progress=progress, limit=limit)
     maps, scores = score_cache(cache, cfg)
     metrics = evaluate_category(scores.numpy(), cache.labels.numpy(), maps, cache.masks)   # NaN where a class is missing
@@ -267,7 +267,7 @@ def demo_glad(category:str,        # a demo category (brick, grass, gravel, coff
              )->tuple:             # (GLAD, TrainConfig)
     "The CPU demo's GLAD (pixel UNet + filter bank at 64 px) and its training config: the same recipe for every category."
     cfg = GLADConfig(dataset='demo', category=category, preset='auto' if auto else 'demo', tuned_on_test=False, seed=seed,
-                     synth_foreground=synth_foreground(category), **DEMO_PRESET)
+                     synth_foreground=synth_foreground(category), **DEMO_PRESET, draws=(DEMO_QUICK_DRAWS if quick else AUTO_DRAWS) if auto else 1)
     tcfg = TrainConfig(**{**DEMO_TRAIN, **(DEMO_QUICK if quick else {})}, seed=seed, synth_foreground=cfg.synth_foreground)
     return GLAD(PixelBackbone(**DEMO_MODEL, seed=seed), demo_extractor(), cfg, device=device), tcfg
 

@@ -223,9 +223,11 @@ def select_settings(glad,                  # a GLAD (duck-typed: cfg, build_cach
                     seed:int|None=None,    # seed of the anomalies (default: cfg.seed)
                     tie:float=0.005,       # criterion differences up to this are ties, won by the defaults
                     stride:int|None=None,  # pixel-metric stride (default: feature_size // 128, at least 1)
+                    draws:int|None=1,      # noise draws per image while selecting (None: the config's `draws`); the winner keeps the config's
                     batch_size:int=8, progress:bool=False,
                    )->tuple:               # (winner {T0, t_min, tau, pixel_weight, sigma}, table of every candidate)
     "Choose T0, ADS (τ), pixel weight and σ on synthetic anomalies of held-out normal images."
+    glad = copy.copy(glad); glad.cfg = glad.cfg.replace(draws=draws or glad.cfg.draws)   # the caller's GLAD keeps its own
     cfg, t0 = glad.cfg, time.time()
     grid = candidate_grid(cfg, t_max=t_max, **(grid or {}))
     if True in grid['ads'] and tau_fn is None:
@@ -243,7 +245,7 @@ def select_settings(glad,                  # a GLAD (duck-typed: cfg, build_cach
     df.insert(3, 'ads', df.tau > 0)
     df = pick_winner(df, default_settings(cfg), tie)
     df.attrs.update(seconds=time.time() - t0, n_normal=len(val.normals), n_anomalous=len(val) - len(val.normals),
-                    kinds=list(val.kinds), per_kind=per_kind, tie=tie, criterion='mean over kinds of mean(' + ', '.join(CRITERION) + ')')
+                    kinds=list(val.kinds), per_kind=per_kind, draws=cfg.draws, tie=tie, criterion='mean over kinds of mean(' + ', '.join(CRITERION) + ')')
     w = df[df.winner].iloc[0]
     return dict(T0=int(w.T0), t_min=int(w.t_min), tau=float(w.tau), pixel_weight=float(w.pixel_weight), sigma=float(w.sigma)), df
 
@@ -260,7 +262,7 @@ def selection_record(winner:dict, df:pd.DataFrame)->dict:
     return dict(method='label-free validation (held-out normal images + synthetic anomalies, not ATP synthesis)',
                 tuned_on_test=False, winner=winner, n_candidates=len(df), best_criterion=float(df.criterion.max()),
                 winner_criterion=float(df.loc[df.winner, 'criterion'].iloc[0]),
-                **{k: df.attrs[k] for k in ('criterion', 'kinds', 'per_kind', 'n_normal', 'n_anomalous', 'tie', 'seconds') if k in df.attrs})
+                **{k: df.attrs[k] for k in ('criterion', 'kinds', 'per_kind', 'draws', 'n_normal', 'n_anomalous', 'tie', 'seconds') if k in df.attrs})
 
 # %% ../nbs/11f_select.ipynb #e8fbac4f
 def pick_training(tables:list,       # (training settings that differ {name: value}, `select_settings` table) per trained model

@@ -4,6 +4,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 import pytest
+from glad_nb.core import DEMO_QUICK_DRAWS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +37,7 @@ def test_quick_demo_writes_a_complete_run(quick_run):
         sel = pd.read_csv(run/cat/'selection.csv')                       # both trainings' candidates, one winner
         assert set(sel.t_max) == {150, 1000} and sel.winner.sum() == 1 and (run/cat/'train'/'t_max-150').is_dir()
         assert proto['selection']['tuned_on_test'] is False and proto['selection']['training']['t_max'] == int(sel[sel.winner].t_max.iloc[0])
+        assert (proto['config']['draws'], proto['selection']['draws']) == (DEMO_QUICK_DRAWS, 1)   # selected with one draw, tested with the average
     bank = pd.read_csv(run/'baseline_metrics.csv', index_col=0)          # the memory bank beside GLAD, same metrics
     assert list(bank.index) == ['brick', 'coffee', 'mean'] and bank['image_auroc'].between(0, 1).all()
     assert 'memory bank' in r.stdout and 'GLAD - bank' in r.stdout

@@ -10,6 +10,7 @@ from PIL import Image
 from glad_nb.cli import main
 from glad_nb.options import EXIT_CODES
 from glad_nb.checkpoints import use_checkpoint
+from glad_nb.core import AUTO_DRAWS
 
 def _texture(rng, S=48, defect=False):
     "A smooth periodic texture with a little noise; an anomaly is a flat square of a random colour."
@@ -103,11 +104,12 @@ def test_pixel_train_selects_by_default_then_test_and_predict_use_the_choice(cap
     assert proto['selection']['n_normal'] == 8 and json.loads((run/'folder'/'model'/'thresholds.json').read_text())['n_images'] == 8
     assert set(sel.t_max) == {150, 1000} and proto['train_config']['t_max'] == w.t_max == proto['selection']['training']['t_max']   # two trainings, one kept
     assert sorted(p.name for p in (run/'folder'/'train').glob('t_max-*')) == ['t_max-1000', 't_max-150']   # a training folder each
+    assert (proto['config']['draws'], proto['selection']['draws']) == (AUTO_DRAWS, 1)   # selected with one draw, run with the recipe's average
     capsys.readouterr()
     assert main(['test', '--dataset', 'folder', '--root', str(folder_data/'parts'), '--out', str(run), '--no-progress']) == 0
     assert 'GLAD - memory bank (mean)' in capsys.readouterr().out                                  # the bank beside every test
     p = json.loads((run/'folder'/'eval-auto'/'protocol.json').read_text())
-    assert (p['config']['preset'], p['config']['tau'], p['config']['sigma']) == ('auto', proto['config']['tau'], proto['config']['sigma'])
+    assert (p['config']['preset'], p['config']['tau'], p['config']['sigma'], p['config']['draws']) == ('auto', proto['config']['tau'], proto['config']['sigma'], AUTO_DRAWS)
     assert main(['predict', '--model', str(auto_model/'model'), '--images', str(folder_data/'new'), '--out', str(run/'pred')]) == 0
     df = pd.read_csv(run/'pred'/'scores.csv')
     assert (df.status == 'ok').all() and (df.label == (df.norm_score > 0.5)).all() and len(list((run/'pred'/'masks').glob('*.png'))) == 4
