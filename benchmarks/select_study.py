@@ -123,6 +123,8 @@ def main(argv=None)->int:
         k, _, v = kv.partition('=')
         try: over[k] = json.loads(v)
         except json.JSONDecodeError: p.error(f"--set {kv}: expected key=<JSON value>")
+    if a.auto and (len(a.t_max.split(',')) != len(a.tags.split(',')) or not all(t.isdigit() for t in a.t_max.split(','))):
+        p.error(f"--t-max {a.t_max!r}: expected one integer per tag of --tags {a.tags!r}, e.g. --t-max 150,1000")
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     if a.auto:
         auto(a.category, a.seed, a.tags.split(','), [int(t) for t in a.t_max.split(',')], a.draws, out, a.select_draws); return 0
