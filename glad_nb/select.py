@@ -227,7 +227,7 @@ def select_settings(glad,                  # a GLAD (duck-typed: cfg, build_cach
                     batch_size:int=8, progress:bool=False,
                    )->tuple:               # (winner {T0, t_min, tau, pixel_weight, sigma}, table of every candidate)
     "Choose T0, ADS (τ), pixel weight and σ on synthetic anomalies of held-out normal images."
-    glad = copy.copy(glad); glad.cfg = glad.cfg.replace(draws=draws or glad.cfg.draws)   # the caller's GLAD keeps its own
+    glad = copy.copy(glad); glad.cfg = glad.cfg.replace(draws=glad.cfg.draws if draws is None else draws)   # the caller's GLAD keeps its own
     cfg, t0 = glad.cfg, time.time()
     grid = candidate_grid(cfg, t_max=t_max, **(grid or {}))
     if True in grid['ads'] and tau_fn is None:
