@@ -385,7 +385,7 @@ def cmd_bench(args)->int:
     n, bs = args.n_images, args.batch_size or 8
     dt, counts = time_reconstruction(glad, n, bs, args.seed)
     _say(f"{type(glad.backbone).__name__} on {glad.device}: {n / dt:.2f} images/s (batch {bs}, {n} images, {dt:.1f} s)")
-    _say('passes per image: ' + ', '.join(f"{k} {v:.1f}" for k, v in counts.items()) + ' (+ 2 scoring feature passes)')
+    _say('passes per image: ' + ', '.join(f"{k} {v:.1f}" for k, v in counts.items()) + f' over {glad.cfg.draws} noise draw(s) (+ 2 scoring feature passes each)')
     return 0
 
 # %% ../nbs/14_commands.ipynb #c023

@@ -17,7 +17,7 @@ from .options import failing_as
 from .results import score_cache, result_done, write_result
 from .select import write_selection, select_checkpoint
 from .checkpoints import list_checkpoints
-from .pipeline import GLAD, MODEL_JSON, demo_glad, calibrate_tau
+from .pipeline import GLAD, MODEL_JSON, demo_glad, calibrate_tau, batch_keys
 from .baseline import baseline_result
 
 # %% auto #0
@@ -251,15 +251,16 @@ def time_reconstruction(glad,                # any GLAD
                         batch_size:int=8,    # the last batch may be short
                         seed:int=0,          # of the random images
                        )->tuple:             # (seconds, passes per image by kind)
-    "Seconds to reconstruct and featurise `n` random images, and the UNet / VAE / feature passes per image."
+    "Seconds to reconstruct and featurise `n` random images `cfg.draws` times each (as `cache_batch`), and the UNet / VAE / feature passes per image."
     S = glad.cfg.image_size
     x = torch.rand(n, 3, S, S, generator=torch.Generator().manual_seed(seed)) * 2 - 1
     glad.reconstruct(x[:1])  # warm-up
     t0, counts = time.time(), {}
     for i in range(0, n, batch_size):
-        xb = x[i:i + batch_size]
-        r = glad.reconstruct(xb); glad.layer_distances(xb, r.recon.float())
-        for k, v in r.counts.items(): counts[k] = counts.get(k, 0) + float(torch.as_tensor(v).float().sum())
+        xb = x[i:i + batch_size]; keys = batch_keys(xb)
+        for d in range(glad.cfg.draws):   # each draw from its own noise, as the score cache is built
+            r = glad.reconstruct(xb, keys=batch_keys(xb, keys, d)); glad.layer_distances(xb, r.recon.float())
+            for k, v in r.counts.items(): counts[k] = counts.get(k, 0) + float(torch.as_tensor(v).float().sum())
     if glad.device.type == 'cuda': torch.cuda.synchronize()
     return time.time() - t0, {k: v / n for k, v in counts.items()}
 

@@ -1,5 +1,5 @@
 "The `glad-nb` command line end to end on a quick two-category demo, and its refusals."
-import json, os, subprocess, sys
+import json, os, re, subprocess, sys
 from pathlib import Path
 import pandas as pd
 import torch
@@ -105,3 +105,8 @@ def test_bench_with_a_short_last_batch(tmp_path):
     r = glad_nb('bench', '--dataset', 'demo', '--n-images', '3', '--batch-size', '2')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'images/s' in r.stdout and 'passes per image: unet 10.0' in r.stdout, r.stdout
+
+def test_bench_times_every_noise_draw():
+    unet = lambda *sets: float(re.search(r'passes per image: unet ([\d.]+)', glad_nb('bench', '--dataset', 'demo', '--n-images', '2', '--set', 'tau=0', *sets).stdout).group(1))
+    one, two = unet(), unet('draws=2')   # ADS off: the same steps for every draw
+    assert two == 2 * one > 0, (one, two)
