@@ -26,6 +26,9 @@ def __getattr__(name:str):
 def __dir__(): return sorted(set(globals()) | set(_LAZY))
 
 # %% ../nbs/15_toplevel.ipynb #1eda8e2c
+import signal
+from contextlib import contextmanager
+
 class Terminated(KeyboardInterrupt):
     "SIGTERM, raised where the program is, so that it ends as Ctrl-C does."
 
@@ -33,12 +36,36 @@ def on_sigterm(signum, frame):
     "A signal handler: raise `Terminated`."
     raise Terminated()
 
+_NOTED = []   # the SIGINT / SIGTERM that arrived inside `interrupts_noted`, newest last
+
+def _note(signum, frame):
+    _NOTED.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+@contextmanager
+def interrupts_noted():
+    "Inside the block Ctrl-C and SIGTERM raise as `KeyboardInterrupt` and `Terminated`, and are noted for `interrupt_noted`."
+    import threading
+    _NOTED.clear()
+    if threading.current_thread() is not threading.main_thread(): yield; return   # only the main thread may set handlers
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s, h in old.items():
+        if h is not signal.SIG_IGN: signal.signal(s, _note)   # a signal the caller ignores stays ignored
+    try: yield
+    finally:
+        for s, h in old.items(): signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+def interrupt_noted()->int|None:
+    "The signal (SIGINT or SIGTERM) that last arrived inside `interrupts_noted`, even if a library turned its exception into another one; None if none did."
+    return _NOTED[-1] if _NOTED else None
+
 def console():
     "The `glad-nb` console script: `glad_nb.cli.main`, with Ctrl-C and SIGTERM during start-up ending in one line too."
-    import signal, sys
+    import sys
     signal.signal(signal.SIGTERM, on_sigterm)
     try: from .cli import main
     except KeyboardInterrupt as e:
         print("glad-nb: interrupted while starting; nothing was written", file=sys.stderr)
         sys.exit(143 if isinstance(e, Terminated) else 130)
     sys.exit(main())
+

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, math, os, signal, sys, tempfile, time, traceback
 from pathlib import Path
-from . import __version__, Terminated, on_sigterm
+from . import __version__, Terminated, interrupts_noted, interrupt_noted
 from .runs import RunError, finish_run, unlock_run
 from .data import DATASETS   # the dataset names are the readers' names
 from .options import CLIError, EXIT_CODES, POSITIVE, SEED, int_in, one_line
@@ -146,17 +146,18 @@ def _run_command(args, prog:str, debug:bool)->int:
             try: finish_run(args._run, status, exit_code=code)
             except Exception: pass
         return code
+    def interrupted(term:bool):
+        what, code = ('terminated (SIGTERM)', 143) if term else ('interrupted', 130)
+        print(f"{prog}: {what}; {_resume_hint(args._run)}", file=sys.stderr); return ended('interrupted', code)
     try:
         from glad_nb.commands import COMMANDS   # imported once a command runs: it pulls in diffusers and timm (seconds), --help stays instant
         return ended('done', COMMANDS[args.command](args))
-    except KeyboardInterrupt as e:   # Ctrl-C, or SIGTERM (`Terminated`)
-        what, code = ('terminated (SIGTERM)', 143) if isinstance(e, Terminated) else ('interrupted', 130)
-        print(f"{prog}: {what}; {_resume_hint(args._run)}", file=sys.stderr); return ended('interrupted', code)
-    except (CLIError, RunError) as e:
-        if debug: raise
-        print(f"{prog}: error: {e}", file=sys.stderr); return ended('failed', e.code)
+    except KeyboardInterrupt as e: return interrupted(isinstance(e, Terminated))   # Ctrl-C, or SIGTERM (`Terminated`)
     except Exception as e:
+        if interrupt_noted(): return interrupted(interrupt_noted() == signal.SIGTERM)   # a library turned the interrupt into its own error
         if debug: raise
+        if isinstance(e, (CLIError, RunError)):
+            print(f"{prog}: error: {e}", file=sys.stderr); return ended('failed', e.code)
         log = _log_traceback(args._run)
         print(f"{prog}: unexpected error: {type(e).__name__}: {one_line(e)} (traceback in {log}; --debug shows it here)", file=sys.stderr)
         return ended('failed', 1)
@@ -171,12 +172,9 @@ def main(argv=None)->int:
     except SystemExit as e: return e.code if isinstance(e.code, int) else 0     # --help
     except CLIError as e: print(f"{prog}: error: {e}", file=sys.stderr); return e.code
     args._run = None
-    import threading   # SIGTERM ends a command as Ctrl-C does (only the main thread may set a handler)
-    main_thread = threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
-    try: return _run_command(args, f"glad-nb {args.command}", debug)
-    finally:
-        if main_thread: signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
+    with interrupts_noted():   # SIGTERM ends a command as Ctrl-C does; both are noted, whatever a library makes of them
+        return _run_command(args, f"glad-nb {args.command}", debug)
+
 
 # %% ../nbs/13_cli.ipynb #c020
 if __name__ == '__main__' and '__file__' in globals():   # python -m glad_nb.cli: run the imported module's main

@@ -131,6 +131,25 @@ def test_two_processes_one_out_then_sigterm_then_sigkill(tmp_path):
     assert [x['status'] for x in read_run(tmp_path/'out')['attempts']] == ['interrupted', 'killed', 'interrupted'], err[-3000:]
     assert (tmp_path/'out'/LOCK_FILE).exists()
 
+@pytest.mark.parametrize('sig, code', [(None, 1), (signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_interrupt_that_a_library_turns_into_its_own_error(capsys, monkeypatch, tmp_path, sig, code):
+    "A signal that lands in safetensors' reader comes out as a ValueError: still an interruption, never a failed attempt (or a 'corrupt checkpoint')."
+    import glad_nb.commands as commands
+    from glad_nb.runs import open_run
+    def command(args):
+        args._run = open_run(tmp_path/'out', 'train', dict(seed=0), ('seed',))[0]
+        try:
+            if sig is not None: os.kill(os.getpid(), sig); time.sleep(30)
+        except KeyboardInterrupt: pass
+        raise ValueError("could not determine the shape of object type 'torch.storage.UntypedStorage'")
+    monkeypatch.setitem(commands.COMMANDS, 'config', command)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    capsys.readouterr(); rc = main(['config', '--dataset', 'folder']); err = capsys.readouterr().err
+    attempt = read_run(tmp_path/'out')['attempts'][-1]
+    assert rc == code and (attempt['status'], attempt['exit_code']) == ('failed' if sig is None else 'interrupted', code), (rc, attempt, err)
+    assert len(err.strip().splitlines()) == 1 and ('UntypedStorage' in err) == (sig is None), err
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before   # the handlers are put back
+
 def test_interrupt_while_starting_is_one_line(tmp_path):
     exe = Path(sys.executable).parent/'glad-nb'
     if not exe.exists(): pytest.skip('the glad-nb console script is not installed beside this python')
