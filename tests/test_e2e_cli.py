@@ -24,8 +24,8 @@ def test_train_writes_a_complete_model_folder(trained_run, tiny_inputs):
     run = read_run(trained_run)
     assert run['kind'] == 'train' and run['attempts'][-1]['status'] == 'done' and run['settings']['seed'] == 0
 
-def test_default_and_paper_evaluations_live_side_by_side(trained_run, tiny_inputs, capsys):
-    i, run = tiny_inputs, trained_run
+def test_default_and_paper_evaluations_live_side_by_side(run_copy, tiny_inputs, capsys):
+    i, run = tiny_inputs, run_copy
     assert _test(i, run, '--preset', 'default', *SMALL) == 0
     assert _test(i, run, '--preset', 'paper', '--set', 'image_size=32', 'feature_size=32', 'ckpt_step=2') == 0
     evals = sorted(p.name for p in (run/'pcb1').iterdir() if p.name.startswith('eval-'))
@@ -69,10 +69,10 @@ def test_predict_needs_only_the_model_and_scores_do_not_depend_on_the_folder(tra
         assert abs(sa.score[n] - sb.score[n]) <= 1e-5 * max(1.0, abs(sa.score[n])), (n, sa.score[n], sb.score[n])
     assert len(list((tmp_path/'pb'/'overlays').glob('*.png'))) == 4
 
-def test_the_run_explorer_opens_a_test_run(trained_run, tiny_inputs):
+def test_the_run_explorer_opens_a_test_run(run_copy, tiny_inputs):
     from glad_nb.results import load_run
-    assert _test(tiny_inputs, trained_run, '--preset', 'default', *SMALL) == 0
-    runs = load_run(trained_run)
+    assert _test(tiny_inputs, run_copy, '--preset', 'default', *SMALL) == 0
+    runs = load_run(run_copy)
     assert any(k.startswith('pcb1/eval-default') for k in runs), list(runs)
 
 def test_multi_class_setting_trains_one_model_and_evaluates_every_category(tiny_inputs, tmp_path):

@@ -139,16 +139,20 @@ def test_interrupt_that_a_library_turns_into_its_own_error(capsys, monkeypatch, 
     def command(args):
         args._run = open_run(tmp_path/'out', 'train', dict(seed=0), ('seed',))[0]
         try:
-            if sig is not None: os.kill(os.getpid(), sig); time.sleep(30)
+            if sig is not None: os.kill(os.getpid(), sig); time.sleep(10)
         except KeyboardInterrupt: pass
         raise ValueError("could not determine the shape of object type 'torch.storage.UntypedStorage'")
     monkeypatch.setitem(commands.COMMANDS, 'config', command)
-    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    capsys.readouterr(); rc = main(['config', '--dataset', 'folder']); err = capsys.readouterr().err
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)   # Python's own Ctrl-C handler (a pytest-xdist worker ignores SIGINT)
+    term = signal.getsignal(signal.SIGTERM)
+    try:
+        capsys.readouterr(); rc = main(['config', '--dataset', 'folder']); err = capsys.readouterr().err
+        handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    finally: signal.signal(signal.SIGINT, old_int)
     attempt = read_run(tmp_path/'out')['attempts'][-1]
     assert rc == code and (attempt['status'], attempt['exit_code']) == ('failed' if sig is None else 'interrupted', code), (rc, attempt, err)
     assert len(err.strip().splitlines()) == 1 and ('UntypedStorage' in err) == (sig is None), err
-    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before   # the handlers are put back
+    assert handlers == (term, signal.default_int_handler)   # the handlers are put back
 
 def test_interrupt_while_starting_is_one_line(tmp_path):
     exe = Path(sys.executable).parent/'glad-nb'
