@@ -34,7 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/dashboard.py
 
-# nbdev-export rewrites pyproject.toml with the same text: its old time is put back, so the install stamp stays valid
+# nbdev-export rewrites pyproject.toml with the same text: its old time is put back, so the install stamp stays valid.
+# That every module imports on its own, in a fresh process, is checked by pytest (tests/test_package.py).
 test: $(STAMP)
 	@set -e; step() { echo "== make test: $$1"; }; fail() { echo "!! make test FAILED at: $$1"; exit 1; }; \
 	sums() { find $$1 -type f \( -name '*.ipynb' -o -name '*.py' \) -not -path '*/.ipynb_checkpoints/*' -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 md5sum; }; \
@@ -44,18 +45,15 @@ test: $(STAMP)
 	  git diff --quiet -- pyproject.toml 2>/dev/null && touch -d "$$pp" pyproject.toml; \
 	  [ "$$before" == "$$(sums glad_nb)" ] || { diff <(echo "$$before") <(sums glad_nb) || true; fail "nbdev-export changed glad_nb/ (export and commit)"; }; \
 	step "README.md agrees with nbs/index.ipynb"; $(BIN)/python tools/readme.py --check || fail "README.md is out of date (make readme)"; \
-	step "pyflakes glad_nb/ tests/ benchmarks/"; $(BIN)/pyflakes glad_nb tests benchmarks || fail "pyflakes"; \
-	step "every glad_nb module imports in a fresh process"; \
-	  for f in glad_nb/*.py; do m=$$(basename $$f .py); [ "$$m" == "__init__" ] && m="" ; \
-	    $(BIN)/python -c "import importlib; importlib.import_module('glad_nb' + ('.$$m' if '$$m' else ''))" || fail "import glad_nb.$$m"; done
+	step "pyflakes glad_nb/ tests/ benchmarks/"; $(BIN)/pyflakes glad_nb tests benchmarks || fail "pyflakes"
 	$(MAKE) --no-print-directory test-suite
 
-# the notebooks and pytest; KERNELS picks the CPU kernels they run on (make test-kernels)
+# the notebooks and pytest, two at a time (pytest-xdist; each test file stays in one process, in order); KERNELS picks the CPU kernels (make test-kernels)
 KERNELS ?= OMP_NUM_THREADS=1
 test-suite: $(STAMP)
 	@set -e; step() { echo "== make test: $$1 ($(KERNELS))"; }; fail() { echo "!! make test FAILED at: $$1 ($(KERNELS))"; exit 1; }; \
 	step "nbdev-test --n-workers 2"; env IN_TEST=1 $(KERNELS) $(BIN)/nbdev-test --n-workers 2 --timing || fail "nbdev-test"; \
-	step "pytest tests/"; rc=0; env $(KERNELS) $(BIN)/python -m pytest -q tests/ || rc=$$?; \
+	step "pytest tests/ -n 2"; rc=0; env $(KERNELS) $(BIN)/python -m pytest -q -rs -n 2 --dist loadfile tests/ || rc=$$?; \
 	  [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || fail "pytest tests/ (exit $$rc)"; \
 	echo "== make test: all steps passed ($(KERNELS))"
 
