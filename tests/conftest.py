@@ -25,6 +25,11 @@ def tiny_inputs(tmp_path_factory):
 
 SMALL = ['--set', 'image_size=32', 'feature_size=32']
 
+def ctrl_c_default():
+    "`preexec_fn` of a child that must take Ctrl-C as in a terminal: a pytest-xdist worker ignores SIGINT, and its children would inherit that."
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 @pytest.fixture(scope='session')
 def trained_run(tiny_inputs, tmp_path_factory):
     "`glad-nb train` of the tiny latent model for 4 steps (checkpoints at 2 and 4); returns the run folder."

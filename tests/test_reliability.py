@@ -9,7 +9,7 @@ import glad_nb.cli as cli
 import glad_nb.commands as commands
 from glad_nb.cli import main
 from glad_nb.runs import read_run, open_run
-from conftest import SMALL
+from conftest import SMALL, ctrl_c_default
 
 def snapshot(*folders)->dict:
     "sha256 of every file below the folders: to show that nothing was lost or changed."
@@ -274,7 +274,7 @@ def test_ctrl_c_or_sigterm_and_the_rerun_ends_where_an_uninterrupted_run_ends(ti
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     args = lambda out: [sys.executable, '-m', 'glad_nb.cli'] + [a if a != 'ckpt_every=2' else 'ckpt_every=10'
                                                                  for a in map(str, _train(tiny_inputs, out, '--steps', '40'))]
-    p = subprocess.Popen(args(tmp_path/'a'), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    p = subprocess.Popen(args(tmp_path/'a'), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ctrl_c_default)
     ck = tmp_path/'a'/'pcb1'/'train'/'checkpoints'
     t0 = time.time()
     while not (ck/'step_000010').exists() and p.poll() is None and time.time() - t0 < 300: time.sleep(0.05)

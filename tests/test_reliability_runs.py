@@ -11,6 +11,7 @@ from PIL import Image
 from glad_nb.cli import main
 from glad_nb.runs import read_run, LOCK_FILE
 from test_reliability import snapshot, run, bad
+from conftest import ctrl_c_default
 
 FAST = ['--set', 'image_size=32', 'K=4', 'ckpt_every=1']
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
@@ -158,9 +159,12 @@ def test_interrupt_while_starting_is_one_line(tmp_path):
     exe = Path(sys.executable).parent/'glad-nb'
     if not exe.exists(): pytest.skip('the glad-nb console script is not installed beside this python')
     for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
-        p = subprocess.Popen([str(exe), 'config', '--dataset', 'folder'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-        time.sleep(0.4); p.send_signal(sig); _, err = p.communicate(timeout=120)
-        if p.returncode == 0: pytest.skip('the command finished before the signal arrived')
+        for delay in (0.4, 0.2, 0.1, 0.05, 0.02):   # a fast machine may finish `config` before the first
+            p = subprocess.Popen([str(exe), 'config', '--dataset', 'folder'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                                 preexec_fn=ctrl_c_default)
+            time.sleep(delay); p.send_signal(sig); _, err = p.communicate(timeout=120)
+            if p.returncode != 0: break
+        if p.returncode == 0: pytest.skip('the command finished before the signal arrived, even 0.02 s after it started')
         assert p.returncode == code and 'Traceback' not in err and len(err.strip().splitlines()) == 1, err
 
 # --- 5. results are reused only for the same inputs --------------------------------------------------------------
