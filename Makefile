@@ -50,16 +50,18 @@ test: $(STAMP)
 
 # the notebooks and pytest, two at a time (pytest-xdist; each test file stays in one process, in order); KERNELS picks the CPU kernels (make test-kernels)
 KERNELS ?= OMP_NUM_THREADS=1
+WORKERS ?= 2
 test-suite: $(STAMP)
 	@set -e; step() { echo "== make test: $$1 ($(KERNELS))"; }; fail() { echo "!! make test FAILED at: $$1 ($(KERNELS))"; exit 1; }; \
 	step "nbdev-test --n-workers 2"; env IN_TEST=1 $(KERNELS) $(BIN)/nbdev-test --n-workers 2 --timing || fail "nbdev-test"; \
-	step "pytest tests/ -n 2"; rc=0; env $(KERNELS) $(BIN)/python -m pytest -q -rs -n 2 --dist loadfile tests/ || rc=$$?; \
+	step "pytest tests/ -n $(WORKERS)"; rc=0; env $(KERNELS) $(BIN)/python -m pytest -q -rs -n $(WORKERS) --dist loadfile tests/ || rc=$$?; \
 	  [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || fail "pytest tests/ (exit $$rc)"; \
 	echo "== make test: all steps passed ($(KERNELS))"
 
 # a proxy for another machine: two threads per process and no oneDNN change the CPU kernels and their rounding
+# (pytest in one process here: each test already uses both threads)
 test-kernels: $(STAMP)
-	$(MAKE) --no-print-directory test-suite KERNELS="OMP_NUM_THREADS=2 GLAD_NB_ONEDNN=0"
+	$(MAKE) --no-print-directory test-suite KERNELS="OMP_NUM_THREADS=2 GLAD_NB_ONEDNN=0" WORKERS=0
 
 # real browser: Debian chromium + playwright (driving /usr/bin/chromium; no browser download)
 test-browser: $(STAMP)
