@@ -16,6 +16,12 @@ winner tested with `--draws` noise draws per image (the CPU recipe's auto uses `
 
     python benchmarks/select_study.py --auto --category grass --seed 1 --tags T150,T1000 --t-max 150,1000 --draws 4 --out runs/select-study
 
+`--auto --fuse` also tests, beside that pick, the average of every candidate within a band of the best validation
+criterion (0.005, the tie, and 0.01), each candidate's maps z-scored by its maps on the held-out normal images, and
+reports the average's own validation criterion (appended to out/fuse-<seed>-d<draws>.csv):
+
+    python benchmarks/select_study.py --auto --fuse --category gravel --seed 1 --tags T150,T1000 --t-max 150,1000 --draws 4 --out runs/select-study
+
 `--summary` pools the CSVs of the given tags per category (one model per tag, the same held-out images), picks the
 best validation criterion over all of them (as `pick_training` does, without its tie rule) and prints the test
 figures of that pick beside the bank's and the best candidate's in hindsight. Demo data comes from
@@ -73,9 +79,9 @@ def summary(folder:Path, tags:list, seed:int):   # -> pandas DataFrame
     return t
 
 
-def auto(category:str, seed:int, tags:list, t_max:list, draws:int, out:Path, select_draws:int=1)->dict:
-    "The auto pick over the study's saved models of `tags`, tested with `draws` draws; one row (also appended to out/auto-<seed>-d<draws>-s<select draws>.csv)."
-    import torch, pandas as pd
+def replay(category:str, seed:int, tags:list, t_max:list, out:Path, select_draws:int=1)->tuple:
+    "What --preset auto does on the study's saved models of `tags`: (train set, test set, models, `pick_training` table, seconds)."
+    import torch
     from torch.utils.data import Subset
     from glad_nb.demo import make_demo_dataset
     from glad_nb.data import DemoDataset
@@ -89,8 +95,15 @@ def auto(category:str, seed:int, tags:list, t_max:list, draws:int, out:Path, sel
         g = GLAD.load(out/'models'/f'{category}-{seed}-{tag}')
         _, df = S.select_settings(g, Subset(tr, g.thresholds.holdout['indices']), tau_fn=calibrate_tau, t_max=tm, draws=select_draws)
         tables.append(({'t_max': tm}, df)); models.append(g)
-    table = S.pick_training(tables, S.default_settings(models[0].cfg))
-    w, sel_s = table[table.winner].iloc[0], time.time() - t0
+    return tr, te, models, S.pick_training(tables, S.default_settings(models[0].cfg)), time.time() - t0
+
+
+def auto(category:str, seed:int, tags:list, t_max:list, draws:int, out:Path, select_draws:int=1)->dict:
+    "The auto pick over the study's saved models of `tags`, tested with `draws` draws; one row (also appended to out/auto-<seed>-d<draws>-s<select draws>.csv)."
+    import pandas as pd
+    from glad_nb import select as S
+    tr, te, models, table, sel_s = replay(category, seed, tags, t_max, out, select_draws)
+    w = table[table.winner].iloc[0]
     g = models[int(w.model)]; g.cfg = g.cfg.replace(draws=draws, **{k: type(getattr(g.cfg, k))(w[k]) for k in S.SETTINGS})
     t1 = time.time(); m = g.evaluate(te, batch_size=16, progress=False).metrics
     bank = pd.read_csv(out/f'{category}-{seed}-{tags[0]}.csv').iloc[0]
@@ -103,12 +116,62 @@ def auto(category:str, seed:int, tags:list, t_max:list, draws:int, out:Path, sel
     return row
 
 
+def _by_kind(scores, labels, maps, masks, defects)->float:
+    "The selection's criterion on a validation set: the mean over anomaly kinds of val_criterion(normal images + that kind)."
+    import numpy as np
+    from glad_nb.metrics import evaluate_category
+    from glad_nb import select as S
+    y, d = labels.numpy(), np.array(defects)
+    return float(np.mean([S.val_criterion(evaluate_category(scores[i], y[i], maps[i], masks[i]))
+                          for k in dict.fromkeys(d[y == 1]) for i in [np.flatnonzero((y == 0) | (d == k))]]))
+
+
+def fuse(category:str, seed:int, tags:list, t_max:list, draws:int, out:Path, bands:tuple=(0.005, 0.01))->list:
+    "Replay --auto, then test the average of the candidates within each band of the best validation criterion, each z-scored on its held-out normal maps."
+    import torch, pandas as pd
+    from torch.utils.data import Subset
+    from glad_nb.score import Rescorer, image_score
+    from glad_nb.metrics import evaluate_category
+    from glad_nb import select as S
+    t0 = time.time()
+    tr, te, models, table, _ = replay(category, seed, tags, t_max, out)
+    held = Subset(tr, models[0].thresholds.holdout['indices'])
+    val = S.ValidationSet(held, S.SELECT_KINDS, 1, models[0].cfg.seed)   # the selection's own validation set
+    near = table[table.criterion >= table.criterion.max() - max(bands)]
+    z = {}   # candidate row -> (validation z-maps, test z-maps), each z-scored by its held-out normal maps
+    for key, grp in near.groupby(['model', 'T0', 't_min', 'tau']):
+        g = models[int(key[0])]; rc = g.cfg.replace(T0=int(key[1]), t_min=int(key[2]), tau=float(key[3]))
+        Rv, Rn, Rt = (Rescorer(g.build_cache(d, progress=False, cfg=rc.replace(draws=n))) for d, n in ((val, 1), (held, draws), (te, draws)))
+        vnorm = Rv.cache.labels == 0
+        for i, c in grp.iterrows():
+            sc = rc.replace(pixel_weight=float(c.pixel_weight), sigma=float(c.sigma))
+            mv, mn, mt = Rv(sc)[0], Rn(sc)[0], Rt(sc)[0]
+            z[i] = ((mv - mv[vnorm].mean()) / mv[vnorm].std(), (mt - mn.mean()) / mn.std())
+    ytest, yval = Rt.cache.labels, Rv.cache.labels
+    bank = pd.read_csv(out/f'{category}-{seed}-{tags[0]}.csv').iloc[0]
+    topk, rows, f = models[0].cfg.score_topk, [], out/f'fuse-{seed}-d{draws}.csv'
+    def measure(idx, name):
+        mv = torch.stack([z[i][0] for i in idx]).mean(0); mt = torch.stack([z[i][1] for i in idx]).mean(0)
+        m = evaluate_category(image_score(mt, topk).numpy(), ytest.numpy(), mt, Rt.cache.masks)
+        crit = _by_kind(image_score(mv, topk).numpy(), yval, mv, Rv.cache.masks, Rv.cache.defects)
+        return dict(category=category, seed=seed, rule=name, n=len(idx), reconstructions=len({tuple(table.loc[i, ['model', 'T0', 't_min', 'tau']]) for i in idx}),
+                    members=';'.join(f"t{table.t_max[i]:.0f}/T0 {table.T0[i]:.0f}/tau {table.tau[i]:.3g}/v {table.pixel_weight[i]:g}/s {table.sigma[i]:g}" for i in idx),
+                    val_criterion=crit, **{k: m[k] for k in S.CRITERION}, **{'bank_' + k: float(bank['bank_' + k]) for k in S.CRITERION})
+    rows.append(measure([table.index[table.winner][0]], 'pick'))
+    for b in bands: rows.append(measure(list(table.index[table.criterion >= table.criterion.max() - b]), f'fuse {b:g}'))
+    for r in rows: r['seconds'] = time.time() - t0
+    pd.DataFrame(rows).to_csv(f, mode='a', header=not f.exists(), index=False)
+    for r in rows: print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items() if k != 'members'}), flush=True)
+    return rows
+
+
 def main(argv=None)->int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--category'); p.add_argument('--seed', type=int, default=1); p.add_argument('--tag', default='default')
     p.add_argument('--set', nargs='*', default=[], help='TrainConfig overrides, key=value (JSON values)')
     p.add_argument('--out', default='runs/select-study'); p.add_argument('--summary'); p.add_argument('--tags', default='default')
     p.add_argument('--auto', action='store_true', help="replay --preset auto on the saved models of --tags")
+    p.add_argument('--fuse', action='store_true', help="with --auto: also test the average of the near-tied candidates")
     p.add_argument('--draws', type=int, default=1, help="with --auto: noise draws per image when testing the pick")
     p.add_argument('--select-draws', type=int, default=1, help="with --auto: noise draws per image while selecting (auto: 1)")
     p.add_argument('--t-max', default='', help="with --auto: each tag's training t_max, in the order of --tags")
@@ -127,7 +190,9 @@ def main(argv=None)->int:
         p.error(f"--t-max {a.t_max!r}: expected one integer per tag of --tags {a.tags!r}, e.g. --t-max 150,1000")
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     if a.auto:
-        auto(a.category, a.seed, a.tags.split(','), [int(t) for t in a.t_max.split(',')], a.draws, out, a.select_draws); return 0
+        (fuse if a.fuse else auto)(a.category, a.seed, a.tags.split(','), [int(t) for t in a.t_max.split(',')], a.draws, out,
+                                   **({} if a.fuse else dict(select_draws=a.select_draws)))
+        return 0
     study(a.category, a.seed, a.tag, over, out)
     return 0
 
