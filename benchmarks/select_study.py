@@ -188,10 +188,12 @@ def main(argv=None)->int:
         except json.JSONDecodeError: p.error(f"--set {kv}: expected key=<JSON value>")
     if a.auto and (len(a.t_max.split(',')) != len(a.tags.split(',')) or not all(t.isdigit() for t in a.t_max.split(','))):
         p.error(f"--t-max {a.t_max!r}: expected one integer per tag of --tags {a.tags!r}, e.g. --t-max 150,1000")
+    if a.fuse and (not a.auto or a.select_draws != 1):
+        p.error("--fuse: expected with --auto and without --select-draws (the fused replay selects with one draw, as --preset auto)")
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     if a.auto:
-        (fuse if a.fuse else auto)(a.category, a.seed, a.tags.split(','), [int(t) for t in a.t_max.split(',')], a.draws, out,
-                                   **({} if a.fuse else dict(select_draws=a.select_draws)))
+        args = (a.category, a.seed, a.tags.split(','), [int(t) for t in a.t_max.split(',')], a.draws, out)
+        fuse(*args) if a.fuse else auto(*args, a.select_draws)
         return 0
     study(a.category, a.seed, a.tag, over, out)
     return 0
