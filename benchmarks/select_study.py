@@ -147,7 +147,7 @@ def fuse(category:str, seed:int, tags:list, t_max:list, draws:int, out:Path, ban
             sc = rc.replace(pixel_weight=float(c.pixel_weight), sigma=float(c.sigma))
             mv, mn, mt = Rv(sc)[0], Rn(sc)[0], Rt(sc)[0]
             if min(mv[vnorm].std(), mn.std()) <= 0: raise ValueError(
-                f"{category} seed {seed}, candidate {dict(c[list(S.SETTINGS)])}: constant maps on the held-out normal images, nothing to z-score by")
+                f"{category} seed {seed}, candidate {', '.join(f'{k} {c[k]:g}' for k in S.SETTINGS)}: constant maps on the held-out normal images, nothing to z-score by")
             z[i] = ((mv - mv[vnorm].mean()) / mv[vnorm].std(), (mt - mn.mean()) / mn.std())
     ytest, yval = Rt.cache.labels, Rv.cache.labels
     bank = pd.read_csv(out/f'{category}-{seed}-{tags[0]}.csv').iloc[0]
