@@ -117,13 +117,10 @@ def auto(category:str, seed:int, tags:list, t_max:list, draws:int, out:Path, sel
 
 
 def _by_kind(scores, labels, maps, masks, defects)->float:
-    "The selection's criterion on a validation set: the mean over anomaly kinds of val_criterion(normal images + that kind)."
+    "The selection's criterion on a validation set: the mean over anomaly kinds of `select.kind_criterion`."
     import numpy as np
-    from glad_nb.metrics import evaluate_category
     from glad_nb import select as S
-    y, d = labels.numpy(), np.array(defects)
-    return float(np.mean([S.val_criterion(evaluate_category(scores[i], y[i], maps[i], masks[i]))
-                          for k in dict.fromkeys(d[y == 1]) for i in [np.flatnonzero((y == 0) | (d == k))]]))
+    return float(np.mean(list(S.kind_criterion(scores, labels.numpy(), maps, masks, defects).values())))
 
 
 def fuse(category:str, seed:int, tags:list, t_max:list, draws:int, out:Path, bands:tuple=(0.005, 0.01))->list:

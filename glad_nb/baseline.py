@@ -163,8 +163,8 @@ def bank_cache(bank:MemoryBank,   # a fitted bank
 
 # %% ../nbs/11a_baseline.ipynb #c021
 def baseline_cfg(cfg):
-    "The GLAD config a memory bank is scored with: the same scoring fields, without the reverse direction and pixel term."
-    return cfg.replace(reverse=False, pixel_weight=0.0, tuned_on_test=False)
+    "The GLAD config a memory bank is scored with: the same scoring fields, without the reverse direction, pixel term and tie average."
+    return cfg.replace(reverse=False, pixel_weight=0.0, tuned_on_test=False, fuse=())
 
 def baseline_result(glad,                          # the GLAD it stands beside (its scoring extractor, device and config)
                     train_ds, test_ds,             # normal training images; the test set

@@ -113,6 +113,7 @@ class GLADConfig(_Config):
     mask_binarize:str='gt0.5' # ground truth binarisation: gt0.5 | int (authors')
     seed:int=0                # seed of the noise draws
     draws:int=1               # noise draws per image, their distances and reconstructions averaged (1: the paper's single draw)
+    fuse:tuple=()             # the tie average (11f_select): ((v, σ, mean, std), ...), each member's map z-scored, then averaged (): one map
     prompt:str='a photo of sks' # DreamBooth-style prompt
 
     def __post_init__(self):
@@ -129,10 +130,12 @@ class GLADConfig(_Config):
         _check('ads_layer', self.ads_layer, self.ads_layer >= 1, "a block index >= 1")
         _choice('saff', self.saff, {'sigmoid','binary','off'}); _choice('z0_mode', self.z0_mode, {'mean','sample'})
         _choice('ads_input', self.ads_input, {'raw','imagenet'})
-        _check('half_ads', self.half_ads, isinstance(self.half_ads, bool), "True or False")
         _check('ads_every', self.ads_every, self.ads_every >= 1, "an integer >= 1")
         _check('ads_feature_size', self.ads_feature_size, self.ads_feature_size is None or self.ads_feature_size >= 8, "None or an integer >= 8")
         _check('draws', self.draws, self.draws >= 1, "an integer >= 1 (1: one noise draw, as in the paper)")
+        _check('fuse', self.fuse, isinstance(self.fuse, (tuple, list)) and all(isinstance(m, (tuple, list)) and len(m) == 4 and all(isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) for x in m)
+                                                                           and m[0] >= 0 and m[1] >= 0 and m[3] > 0 for m in self.fuse), "() or (v, σ, mean, std) members: v, σ >= 0 and std > 0")
+        self.fuse = tuple(tuple(float(x) for x in m) for m in self.fuse)
         _check('sigma', self.sigma, self.sigma >= 0, "a float >= 0 (0 = no blur)")
         _check('score_topk', self.score_topk, 0 <= self.score_topk <= self.feature_size ** 2,
                f"an integer in 0..feature_size² = {self.feature_size ** 2} (the pixels of one map; 0 = max)")
@@ -143,8 +146,7 @@ class GLADConfig(_Config):
         _check('image_size', self.image_size, self.image_size >= 8 and self.image_size % 8 == 0, "a multiple of 8, >= 8")
         _check('feature_size', self.feature_size, self.feature_size >= 8, "an integer >= 8")
 
-# configs saved before `reverse_reduce` existed: the only multi-class preset ever written was 'paper-multi'
-GLADConfig._filled = dict(reverse_reduce=lambda d: 'mean' if d.get('preset') == 'paper-multi' else 'sum')
+GLADConfig._filled = dict(reverse_reduce=lambda d: 'mean' if d.get('preset') == 'paper-multi' else 'sum')   # configs saved before it existed: only 'paper-multi' was multi-class
 
 # %% ../nbs/00_core.ipynb #c010
 @dataclass
@@ -181,10 +183,8 @@ class TrainConfig(_Config):
         _check('betas', self.betas, isinstance(self.betas, (tuple, list)) and all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in self.betas),
                "two floats in [0, 1)")
         self.betas = tuple(float(b) for b in self.betas)
-        _check('lr', self.lr, self.lr > 0, "a float > 0")
-        _check('batch_size', self.batch_size, self.batch_size >= 1, "an integer >= 1")
-        _check('steps', self.steps, self.steps >= 1, "an integer >= 1")
-        _check('ckpt_every', self.ckpt_every, self.ckpt_every >= 1, "an integer >= 1")
+        _check('lr', self.lr, self.lr > 0, "a float > 0"); _check('batch_size', self.batch_size, self.batch_size >= 1, "an integer >= 1")
+        _check('steps', self.steps, self.steps >= 1, "an integer >= 1"); _check('ckpt_every', self.ckpt_every, self.ckpt_every >= 1, "an integer >= 1")
         _check('grad_accum', self.grad_accum, self.grad_accum >= 1, "an integer >= 1")
         _check('synth_prob', self.synth_prob, 0 <= self.synth_prob <= 1, "a probability in [0, 1]")
         _check('atp_sign', self.atp_sign, self.atp_sign in (1, -1), "+1 or -1")

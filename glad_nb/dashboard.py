@@ -276,9 +276,10 @@ class RunExplorer(Dashboard):
     def run(self)->RunCategory: return self.runs[self.category.value]
 
     def scoring_cfg(self)->GLADConfig:
-        "The run's config with the scoring controls applied."
-        return self.run.cfg.replace(sigma=float(self.sigma.value), score_topk=int(self.topk.value), pixel_weight=float(self.v.value),
-                                    layers=tuple(self.layers.value), reverse=bool(self.reverse.value), foreground=self.foreground.value)
+        "The run's config with the scoring controls applied (a tie average while v and σ are the run's own, their single map once moved)."
+        c, v, s = self.run.cfg, float(self.v.value), float(self.sigma.value)
+        return c.replace(sigma=s, score_topk=int(self.topk.value), pixel_weight=v, layers=tuple(self.layers.value), reverse=bool(self.reverse.value),
+                         foreground=self.foreground.value, fuse=c.fuse if (v, s) == (c.pixel_weight, c.sigma) else ())
 
     def load_category(self):
         "Switch category: new Rescorer, controls set to the run's config, reference metrics."

@@ -15,7 +15,7 @@ from .metrics import METRICS, evaluate_category, HEADLINE
 from .api import TooFewToHoldOut
 from .options import failing_as
 from .results import score_cache, result_done, write_result
-from .select import write_selection, select_checkpoint
+from .select import write_selection, select_checkpoint, fuse_text
 from .checkpoints import list_checkpoints
 from .pipeline import GLAD, MODEL_JSON, demo_glad, calibrate_tau, batch_keys
 from .baseline import baseline_result
@@ -182,7 +182,7 @@ def _demo_model(cat:str, folder:Path, tr, quick:bool, seed:int, device:str, prog
         _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images less a held-out part, t_max {' and '.join(map(str, AUTO_T_MAX))}")
         sel = glad.fit_select(tr, [tcfg.replace(t_max=t) for t in AUTO_T_MAX], folder/'train', grid=DEMO_QUICK_GRID if quick else None, progress=progress)
         w = write_selection(sel, folder)
-        _say(f"[{cat}] selected without labels in {sel.attrs['seconds']:.0f} s: " + ', '.join(f"{k} {w[k]:g}" for k in ('t_max', 'T0', 'tau', 'pixel_weight', 'sigma')) + f"; noise draws per image: {glad.cfg.draws}")
+        _say(f"[{cat}] selected without labels in {sel.attrs['seconds']:.0f} s: " + ', '.join(f"{k} {w[k]:g}" for k in ('t_max', 'T0', 'tau', 'pixel_weight', 'sigma')) + f"; noise draws per image: {glad.cfg.draws}" + fuse_text(glad.cfg.fuse))
     else:
         _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images less a held-out part")
         glad.fit_calibrated(tr, tcfg, folder/'train', tau=glad.cfg.tau > 0, progress=progress)   # τ (if ADS is on) and the thresholds from held-out normals
@@ -299,7 +299,7 @@ def fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
         elif len(t_max) <= 1: sel = glad.select(held, t_max=tcfg.t_max, fixed=fixed, progress=prog)
         w = write_selection(sel, folder); rec['selection'] = glad.provenance['selection']
         _say(f"[{unit}] selected without labels ({len(sel)} candidates, {sel.attrs['seconds']:.0f} s, {folder/'selection.csv'}): "
-             + ', '.join(f"{k} {w[k]:g}" for k in ('t_max', 'ckpt_step', 'T0', 'tau', 'pixel_weight', 'sigma') if k in w) + f"; noise draws per image: {glad.cfg.draws}")
+             + ', '.join(f"{k} {w[k]:g}" for k in ('t_max', 'ckpt_step', 'T0', 'tau', 'pixel_weight', 'sigma') if k in w) + f"; noise draws per image: {glad.cfg.draws}" + fuse_text(glad.cfg.fuse))
     elif select: warnings.warn(f"[{unit}] no selection: " + ("--val sets the thresholds" if val_ds is not None else "no held-out normal images") + "; the defaults are kept")
     th = getattr(glad, 'thresholds', None)
     _say(f"[{unit}] τ = {glad.cfg.tau}" + (' (calibrated)' if tau or select else ''))

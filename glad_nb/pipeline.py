@@ -454,7 +454,7 @@ def fit_calibrated(self:GLAD, train_ds,   # normal training images (dataset item
     return res
 
 # %% ../nbs/11f_select.ipynb #5f4e9f8f
-from .select import select_settings, selection_record, pick_training, default_settings, SETTINGS
+from .select import select_settings, selection_record, pick_training, default_settings, tie_fuse, SETTINGS
 
 @patch
 def select(self:GLAD, normal_ds,       # held-out normal images (never the test set)
@@ -489,10 +489,10 @@ def fit_select(self:GLAD, train_ds,   # normal training images (a part is held o
         g, name = copy.deepcopy(self), '-'.join(f'{k}-{getattr(tc, k)}' for k in varying)
         g.fit_calibrated(train_ds, tc, Path(out_dir)/name if name else out_dir, tau=False, progress=progress, **kw)
         held = Subset(train_ds, g.thresholds.holdout['indices']); models.append((g, held))
-        tables.append(({k: getattr(tc, k) for k in varying}, g.select(held, t_max=tc.t_max, fixed=fixed, tie=tie, progress=progress, grid=grid or {})))
+        tables.append(({k: getattr(tc, k) for k in varying}, g.select(held, t_max=tc.t_max, fixed=fixed, tie=tie, progress=progress, grid=grid or {}, fuse=False)))
     table = pick_training(tables, default_settings(self.cfg), tie)
     w = table[table.winner].iloc[0]; (g, held), th = models[int(w.model)], models[int(w.model)][0].thresholds
-    winner = {k: type(getattr(g.cfg, k))(w[k]) for k in SETTINGS}
+    winner = {**{k: type(getattr(g.cfg, k))(w[k]) for k in SETTINGS}, 'fuse': tie_fuse(g, table, held, tie)}   # the tie average over all models' table
     g.cfg, g.train_config = g.cfg.replace(**winner), train_cfgs[int(w.model)]
     g.provenance['selection'] = {**selection_record(winner, table), 'training': {k: w[k].item() for k in varying}, 'model': int(w.model)}
     g.calibrate(held, quantile=th.quantile or 1.0); g.thresholds.holdout = th.holdout

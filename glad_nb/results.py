@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file, load_file
 from .core import GLADConfig
 from .runs import atomic_json, atomic_csv, read_json
-from .score import maps_from_distances, image_score
+from .score import maps_from_distances, image_score, fuse_maps
 
 # %% auto #0
 __all__ = ['to_u8', 'from_u8', 'ScoreCache', 'concat_caches', 'score_cache', 'EvalResult', 'write_protocol', 'write_result',
@@ -107,6 +107,9 @@ def score_cache(cache:ScoreCache,  # distances and images from `GLAD.build_cache
         raise ValueError(f"pixel_weight={cfg.pixel_weight} needs reconstructions, and this cache has none (a memory bank's?): score it with pixel_weight=0")
     if cfg.reverse and cache.rev is None:
         raise ValueError("reverse=True needs reverse distances, and this cache has none (a memory bank's?): score it with reverse=False")
+    if cfg.fuse:   # the tie average: its members' maps z-scored and averaged (09_score)
+        maps = fuse_maps(lambda v, s: score_cache(cache, cfg.replace(fuse=(), pixel_weight=v, sigma=s), idx, chunk)[0], cfg.fuse)
+        return maps, image_score(maps, cfg.score_topk)
     idx = torch.arange(len(cache)) if idx is None else torch.as_tensor(idx).long()
     S, maps = cache.size, []
     for i in range(0, len(idx), chunk):

@@ -18,8 +18,8 @@ from scipy import ndimage
 
 # %% auto #0
 __all__ = ['UPSAMPLE', 'OBJECT_SIGMA', 'distance_map', 'anomaly_map', 'pixel_term', 'imagenet_norm', 'gaussian_blur',
-           'object_mask', 'image_score', 'layer_index', 'maps_from_distances', 'score_maps', 'upsample_matrix',
-           'blur_matrix', 'Rescorer']
+           'object_mask', 'image_score', 'fuse_maps', 'layer_index', 'maps_from_distances', 'score_maps',
+           'upsample_matrix', 'blur_matrix', 'Rescorer']
 
 # %% ../nbs/09_score.ipynb #c005
 UPSAMPLE = dict(mode='bilinear', align_corners=True)   # every resize of the scoring chain (the authors')
@@ -136,6 +136,18 @@ def image_score(maps:Tensor, # (B,H,W) or (B,1,H,W) anomaly maps
         raise ValueError(f"topk={topk}: expected 0 (max) or 1..{flat.shape[1]} (pixels per map)")
     return flat.topk(topk, 1).values.mean(1)
 
+# %% ../nbs/09_score.ipynb #fe04bd49
+def fuse_maps(member_maps,   # callable (v, σ) -> (N,S,S) maps of that member's scoring
+              fuse:tuple,    # `GLADConfig.fuse`: ((v, σ, mean, std), ...), at least one member
+             )->Tensor:      # (N,S,S) the average of the z-scored member maps
+    "The tie average: each member's maps z-scored by its held-out normal mean and std, then averaged."
+    if not fuse: raise ValueError("fuse=(): no member to average")
+    acc = None
+    for v, s, mu, sd in fuse:
+        z = (member_maps(v, s).float() - mu) / sd
+        acc = z if acc is None else acc.add_(z)
+    return acc / len(fuse)
+
 # %% ../nbs/09_score.ipynb #c025
 def layer_index(available:tuple, # layer ids of the computed distance/feature lists
                 wanted:tuple,    # layer ids a config asks for
@@ -222,7 +234,7 @@ class Rescorer:
         return v
 
     @staticmethod
-    def _key(cfg): return (tuple(cfg.layers), bool(cfg.reverse), cfg.reverse_reduce, float(cfg.sigma), float(cfg.pixel_weight), cfg.foreground)
+    def _key(cfg): return (tuple(cfg.layers), bool(cfg.reverse), cfg.reverse_reduce, float(cfg.sigma), float(cfg.pixel_weight), cfg.foreground, cfg.fuse)
 
     def grids(self, layers:tuple, reverse:bool, reduce:str='sum')->dict:
         "{(h, w): (N,h,w)}: the chosen layers' distance grids summed per grid size (both directions if `reverse`)."
@@ -287,7 +299,9 @@ class Rescorer:
 
     def maps(self, cfg:GLADConfig)->Tensor:
         "(N,S,S) anomaly maps for the scoring fields of `cfg`."
-        layers, rev, red, sigma, v, fg = self._key(cfg)
+        if cfg.fuse: return self._get(self._big, ('maps', *self._key(cfg)),   # the tie average of the members' maps
+                                      lambda: fuse_maps(lambda v, s: self.maps(cfg.replace(fuse=(), pixel_weight=v, sigma=s)), cfg.fuse))
+        layers, rev, red, sigma, v, fg, _ = self._key(cfg)
         if v == 0 and fg == 'none': return self.base(cfg)
         def f():
             A = self.base(cfg)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy import ndimage
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 from .metrics import evaluate_category
 from .score import Rescorer
 from .runs import atomic_csv
@@ -19,8 +19,9 @@ from .checkpoints import list_checkpoints, use_checkpoint
 # %% auto #0
 __all__ = ['VAL_KINDS', 'SELECT_KINDS', 'VAL_DEFECTS', 'CRITERION', 'T0_LADDER', 'RECON_FIELDS', 'SCORE_FIELDS', 'SETTINGS',
            'wobbly_blob', 'cut_paste', 'blob_blur', 'blob_tint', 'thin_scratch', 'ValidationSet', 'val_criterion',
-           'candidate_grid', 'scaled_t_min', 'score_candidates', 'default_settings', 'pick_winner', 'select_settings',
-           'write_selection', 'selection_record', 'pick_training', 'select_checkpoint']
+           'candidate_grid', 'scaled_t_min', 'kind_criterion', 'score_candidates', 'default_settings', 'pick_winner',
+           'tie_fuse', 'fuse_text', 'select_settings', 'write_selection', 'selection_record', 'pick_training',
+           'select_checkpoint']
 
 # %% ../nbs/11f_select.ipynb #c006
 def wobbly_blob(H:int, W:int,            # canvas size
@@ -166,6 +167,15 @@ def scaled_t_min(cfg,      # the config whose (T0, t_min) sets the ratio
 RECON_FIELDS, SCORE_FIELDS = ('T0', 't_min', 'tau'), ('pixel_weight', 'sigma')
 SETTINGS = RECON_FIELDS + SCORE_FIELDS   # what a candidate sets (GLADConfig fields)
 
+def kind_criterion(scores:np.ndarray, labels, maps, masks, # image scores, labels, maps and masks of a labelled set
+                   defects:list,         # each image's defect kind ('good' for normal ones)
+                   stride:int=1,         # pixel metrics on every stride-th row and column
+                  )->dict:               # {kind: criterion}
+    "The criterion per anomaly kind: `val_criterion` on the normal images plus that kind's anomalies."
+    y, d = np.asarray(labels), np.array(defects)
+    return {k: val_criterion(evaluate_category(scores[i], y[i], maps[i], masks[i], stride=stride))
+            for k in dict.fromkeys(d[y == 1]) for i in [np.flatnonzero((y == 0) | (d == k))]}
+
 def score_candidates(glad,                 # a GLAD (duck-typed: cfg, build_cache)
                      ds,                   # a labelled set with masks (a `ValidationSet`, or a test set for a study)
                      candidates:list,      # dicts with the SETTINGS keys
@@ -181,16 +191,14 @@ def score_candidates(glad,                 # a GLAD (duck-typed: cfg, build_cach
         rcfg, t0 = glad.cfg.replace(**dict(zip(RECON_FIELDS, key))), time.time()
         cache = glad.build_cache(ds, batch_size=batch_size, progress=progress, cfg=rcfg)
         took, R = time.time() - t0, Rescorer(cache)
-        y, masks, defects = cache.labels.numpy(), cache.masks, np.array(cache.defects)
+        y, masks, defects = cache.labels.numpy(), cache.masks, cache.defects
         for c in cs:
             maps, scores = R(rcfg.replace(pixel_weight=c['pixel_weight'], sigma=c['sigma']))
             m = evaluate_category(scores.numpy(), y, maps, masks, stride=stride)
             row = {**{k: c[k] for k in SETTINGS}, **{k: m[k] for k in CRITERION}, 'criterion': val_criterion(m), 'recon_s': took}
-            kinds = list(dict.fromkeys(defects[y == 1]))
-            for k in kinds:
-                i = np.flatnonzero((y == 0) | (defects == k))
-                row[f'criterion[{k}]'] = val_criterion(evaluate_category(scores.numpy()[i], y[i], maps[i], masks[i], stride=stride))
-            if by_kind and len(kinds) > 1: row['criterion'] = float(np.mean([row[f'criterion[{k}]'] for k in kinds]))   # each kind weighs the same
+            per = kind_criterion(scores.numpy(), y, maps, masks, defects, stride)
+            row.update({f'criterion[{k}]': v for k, v in per.items()})
+            if by_kind and len(per) > 1: row['criterion'] = float(np.mean(list(per.values())))   # each kind weighs the same
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -212,6 +220,33 @@ def pick_winner(df:pd.DataFrame,   # candidates with the `default` keys and 'cri
     df['winner'] = df.index == near.sort_values(['changed', 'criterion'], ascending=[True, False], kind='stable').index[0]
     return df
 
+# %% ../nbs/11f_select.ipynb #676608c4
+def tie_fuse(glad,                # the GLAD the winner runs on (its config's draws are the test's)
+             table:pd.DataFrame,  # a picked table (`pick_winner`; a `model` column when several trainings): gets a `fused` column
+             normal_ds,           # held-out normal images: the statistics' source (never the test set)
+             tie:float=0.005,     # criterion differences up to this are ties
+             batch_size:int=8,
+            )->tuple:             # `GLADConfig.fuse`: ((v, σ, mean, std), ...), the winner first; () when the winner stands alone
+    "The tie average: the candidates within `tie` of the best that share the winner's reconstruction, each z-scored on held-out normal maps."
+    w = table[table.winner].iloc[0]
+    near = (table.criterion >= table.criterion.max() - tie) & table.T0.eq(w.T0) & table.t_min.eq(w.t_min) & np.isclose(table.tau, w.tau)
+    if 'model' in table: near &= table.model.eq(w.model)
+    members, fuse = table[near].sort_values(['winner', 'criterion'], ascending=False), []
+    if len(members) > 1:
+        cfg = glad.cfg.replace(T0=int(w.T0), t_min=int(w.t_min), tau=float(w.tau), fuse=())
+        normals = Subset(ValidationSet(normal_ds, ('blur',)), range(len(normal_ds)))   # the held-out images as labelled normal items
+        R = Rescorer(glad.build_cache(normals, batch_size=batch_size, progress=False, cfg=cfg))
+        for i, c in members.iterrows():
+            m = R(cfg.replace(pixel_weight=float(c.pixel_weight), sigma=float(c.sigma)))[0]
+            if float(m.std()) > 0: fuse.append((i, (float(c.pixel_weight), float(c.sigma), float(m.mean()), float(m.std()))))
+    if len(fuse) < 2: fuse = []   # nothing to average: the winner alone
+    table['fused'] = table.index.isin([i for i, _ in fuse])
+    return tuple(f for _, f in fuse)
+
+def fuse_text(fuse:tuple)->str:
+    "How a run's log names its tie average ('' for none)."
+    return f"; tie average of {len(fuse)} (v, σ): " + ', '.join(f"({v:g}, {s:g})" for v, s, *_ in fuse) if fuse else ''
+
 # %% ../nbs/11f_select.ipynb #c040
 def select_settings(glad,                  # a GLAD (duck-typed: cfg, build_cache, reconstruct for `tau_fn`)
                     normal_ds,             # held-out normal images (never the test set; e.g. `GLAD.thresholds.holdout`'s)
@@ -224,10 +259,11 @@ def select_settings(glad,                  # a GLAD (duck-typed: cfg, build_cach
                     tie:float=0.005,       # criterion differences up to this are ties, won by the defaults
                     stride:int|None=None,  # pixel-metric stride (default: feature_size // 128, at least 1)
                     draws:int|None=1,      # noise draws per image while selecting (None: the config's `draws`); the winner keeps the config's
+                    fuse:bool=True,        # average the near-tied candidates that share the winner's reconstruction (`tie_fuse`)
                     batch_size:int=8, progress:bool=False,
-                   )->tuple:               # (winner {T0, t_min, tau, pixel_weight, sigma}, table of every candidate)
+                   )->tuple:               # (winner {T0, t_min, tau, pixel_weight, sigma, fuse}, table of every candidate)
     "Choose T0, ADS (τ), pixel weight and σ on synthetic anomalies of held-out normal images."
-    glad = copy.copy(glad); glad.cfg = glad.cfg.replace(draws=glad.cfg.draws if draws is None else draws)   # the caller's GLAD keeps its own
+    own, glad = glad, copy.copy(glad); glad.cfg = glad.cfg.replace(draws=glad.cfg.draws if draws is None else draws)   # the caller's GLAD keeps its own
     cfg, t0 = glad.cfg, time.time()
     grid = candidate_grid(cfg, t_max=t_max, **(grid or {}))
     if True in grid['ads'] and tau_fn is None:
@@ -247,7 +283,8 @@ def select_settings(glad,                  # a GLAD (duck-typed: cfg, build_cach
     df.attrs.update(seconds=time.time() - t0, n_normal=len(val.normals), n_anomalous=len(val) - len(val.normals),
                     kinds=list(val.kinds), per_kind=per_kind, draws=cfg.draws, tie=tie, criterion='mean over kinds of mean(' + ', '.join(CRITERION) + ')')
     w = df[df.winner].iloc[0]
-    return dict(T0=int(w.T0), t_min=int(w.t_min), tau=float(w.tau), pixel_weight=float(w.pixel_weight), sigma=float(w.sigma)), df
+    fz = tie_fuse(own, df, normal_ds, tie, batch_size) if fuse else ()
+    return dict(T0=int(w.T0), t_min=int(w.t_min), tau=float(w.tau), pixel_weight=float(w.pixel_weight), sigma=float(w.sigma), fuse=fz), df
 
 # %% ../nbs/11f_select.ipynb #c044
 def write_selection(df:pd.DataFrame, # `select_settings`' table
@@ -260,7 +297,7 @@ def write_selection(df:pd.DataFrame, # `select_settings`' table
 def selection_record(winner:dict, df:pd.DataFrame)->dict:
     "What a protocol says about a selection: the winner, how it was chosen, how many candidates, how long it took."
     return dict(method='label-free validation (held-out normal images + synthetic anomalies, not ATP synthesis)',
-                tuned_on_test=False, winner=winner, n_candidates=len(df), best_criterion=float(df.criterion.max()),
+                tuned_on_test=False, winner=winner, n_candidates=len(df), n_fused=len(winner.get('fuse', ())), best_criterion=float(df.criterion.max()),
                 winner_criterion=float(df.loc[df.winner, 'criterion'].iloc[0]),
                 **{k: df.attrs[k] for k in ('criterion', 'kinds', 'per_kind', 'draws', 'n_normal', 'n_anomalous', 'tie', 'seconds') if k in df.attrs})
 
@@ -272,7 +309,7 @@ def pick_training(tables:list,       # (training settings that differ {name: val
     "One table of several trained models' selections, the winner picked over all of them (the first model's training is the default)."
     if not tables: raise ValueError("no trained model to choose from")
     names = list(dict.fromkeys(k for t, _ in tables for k in t))
-    df = pd.concat([d.drop(columns=['changed', 'rank', 'winner'], errors='ignore').assign(model=m, **t) for m, (t, d) in enumerate(tables)],
+    df = pd.concat([d.drop(columns=['changed', 'rank', 'winner', 'fused'], errors='ignore').assign(model=m, **t) for m, (t, d) in enumerate(tables)],
                    ignore_index=True)
     out = pick_winner(df, {**default, **{k: tables[0][0][k] for k in names}}, tie)
     out.attrs.update(tables[0][1].attrs, seconds=sum(d.attrs.get('seconds', 0) for _, d in tables), training=names)
@@ -291,11 +328,11 @@ def select_checkpoint(glad,                 # a GLAD trained into `train_dir` (a
     cfg0, th, tables = glad.cfg, getattr(glad, 'thresholds', None), []
     for s in steps:
         use_checkpoint(glad, train_dir, s); glad.cfg = cfg0
-        tables.append(({'ckpt_step': s}, glad.select(normal_ds, t_max=t_max, fixed=fixed, tie=tie, recalibrate=False, **kw)))
+        tables.append(({'ckpt_step': s}, glad.select(normal_ds, t_max=t_max, fixed=fixed, tie=tie, recalibrate=False, **{**kw, 'fuse': False})))
     table = pick_training(tables, default_settings(cfg0), tie)
     w = table[table.winner].iloc[0]; step = int(w.ckpt_step)
     if step != steps[-1]: use_checkpoint(glad, train_dir, step)   # the last one loaded is already in place
-    winner = {k: type(getattr(cfg0, k))(w[k]) for k in SETTINGS}
+    winner = {**{k: type(getattr(cfg0, k))(w[k]) for k in SETTINGS}, 'fuse': tie_fuse(glad, table, normal_ds, tie) if kw.get('fuse', True) else ()}
     glad.cfg = cfg0.replace(**winner, ckpt_step=step, preset='auto', tuned_on_test=False)
     glad.provenance['selection'] = {**selection_record(winner, table), 'training': {'ckpt_step': step}, 'model': int(w.model)}
     if th is not None: glad.calibrate(normal_ds, quantile=th.quantile or 1.0); glad.thresholds.holdout = th.holdout
