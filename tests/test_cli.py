@@ -47,6 +47,17 @@ def test_quick_demo_writes_a_complete_run(quick_run):
     html = (run/'report.html').read_text()
     assert 'Image ROC' in html and 'PRO curve' in html and 'chosen step' in html
 
+def test_tie_average_benchmark_reads_the_demo_run(quick_run):
+    "benchmarks/tie_average.py re-scores what the demo wrote: the quick grid has one (v, σ) per start step, so no tie average, and both columns are the run's own figures."
+    d, env, r = quick_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    sys.path.insert(0, str(ROOT/'benchmarks'))
+    import tie_average
+    t, want = tie_average.compare(d/'run'), pd.read_csv(d/'run'/'metrics.csv', index_col=0)
+    assert list(t.index) == ['brick', 'coffee', 'mean'] and (t.n_fused == 0).all()   # the bank's result folders are left out
+    for k in ('image_auroc', 'pixel_auroc', 'aupro'):
+        assert abs(t[f'average {k}'] - want[k]).max() < 1e-9 and abs(t[f'pick {k}'] - want[k]).max() < 1e-9
+
 def test_two_processes_give_what_one_gives_bit_for_bit(quick_run):
     "A category run in a worker process (`--jobs 2`) gives what it gives in the main process alone: same weights, scores, row."
     from safetensors.torch import load_file

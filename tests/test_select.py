@@ -79,7 +79,7 @@ def test_selection_never_reads_test_images(tmp_path, monkeypatch):
     assert opened and {p.parent.name for p in opened} == {'normal'}
     assert {p.name for p in opened} <= {s.path.name for s in tr.samples}                    # training images only...
     assert {p.name for p in opened} == {tr.samples[i].path.name for i in held.indices}      # ...and of those the held-out ones
-    assert set(winner) == set(SETTINGS) and df.winner.sum() == 1 and len(df) >= 4
+    assert set(winner) == {*SETTINGS, 'fuse'} and df.winner.sum() == 1 and len(df) >= 4
     cfg = glad.cfg.replace(**winner)                                                        # a valid config
     assert cfg.T0 in (150, 300) and cfg.pixel_weight in (0.0, 1.0) and cfg.sigma == 1.0
     row = write_selection(df, tmp_path/'run'/'parts')
