@@ -135,8 +135,9 @@ def parse_sets(items:list,     # ['KEY=VALUE', ...]
     return out
 
 def apply_sets(cfg, sets:dict):
-    "`cfg` with the overrides that are its fields (validated by the config)."
+    "`cfg` with the overrides that are its fields (validated by the config); a v or σ given drops the tie average."
     mine = {k:v for k, v in sets.items() if k in {f.name for f in dataclasses.fields(cfg)}}
+    if getattr(cfg, 'fuse', ()) and {'pixel_weight', 'sigma'} & set(mine) and 'fuse' not in mine: mine['fuse'] = ()   # else --set v or σ would change nothing
     try: return cfg.replace(**mine) if mine else cfg
     except ValueError as e: raise CLIError(f"--set: {one_line(e)}") from None
 
