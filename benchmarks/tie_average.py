@@ -32,6 +32,7 @@ def compare(run:Path):   # -> pandas DataFrame, one row per result folder
             m = evaluate_category(scores.numpy(), res.cache.labels.numpy(), maps, res.cache.masks)
             row.update({f'{name} {k}': m[k] for k in CRITERION})
         rows.append(row)
+    if not rows: raise FileNotFoundError(f"{run}: no GLAD result folder (cache.safetensors + protocol.json) below it")
     t = pd.DataFrame(rows).set_index('result').astype(float)
     t.loc['mean'] = t.mean(numeric_only=True)
     return t
@@ -42,8 +43,8 @@ def main(argv=None)->int:
     p.add_argument('run', type=Path, help="a run folder written by glad-nb demo or glad-nb test")
     a = p.parse_args(argv)
     if not a.run.is_dir(): p.error(f"{a.run}: not a folder (expected a run folder written by glad-nb demo or glad-nb test)")
-    t = compare(a.run)
-    if len(t) == 1: p.error(f"{a.run}: no GLAD result folder (cache.safetensors + protocol.json) below it")
+    try: t = compare(a.run)
+    except FileNotFoundError as e: p.error(str(e))
     import pandas as pd
     with pd.option_context('display.width', 200, 'display.max_columns', 20): print(t.round(4).to_string())
     return 0

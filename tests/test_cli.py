@@ -57,6 +57,7 @@ def test_tie_average_benchmark_reads_the_demo_run(quick_run):
     assert list(t.index) == ['brick', 'coffee', 'mean'] and (t.n_fused == 0).all()   # the bank's result folders are left out
     for k in ('image_auroc', 'pixel_auroc', 'aupro'):
         assert abs(t[f'average {k}'] - want[k]).max() < 1e-4 and abs(t[f'pick {k}'] - want[k]).max() < 1e-4   # this process's threads may round the blur differently
+    with pytest.raises(FileNotFoundError, match='no GLAD result folder'): tie_average.compare(d/'demo')   # a folder without results: named, not a KeyError
 
 def test_two_processes_give_what_one_gives_bit_for_bit(quick_run):
     "A category run in a worker process (`--jobs 2`) gives what it gives in the main process alone: same weights, scores, row."
