@@ -3,10 +3,11 @@
     python benchmarks/tie_average.py runs/demo              # a `glad-nb demo` run folder
     python benchmarks/tie_average.py runs/unseen            # or a `glad-nb test` run: every result folder below it
 
-`--preset auto` averages the near-tied candidates that share the winner's reconstruction (`GLADConfig.fuse`,
-nbs/11f_select.ipynb). They differ only in scoring, so each result's saved cache (`cache.safetensors`) can be scored
-again without reconstructing anything: once as the run reported it (the tie average) and once with the winner
-alone (`fuse=()`, its own v and σ). One row per result folder that has a tie average, then the means over all
+`--preset auto` averages the near-tied candidates of the winner's model (`GLADConfig.fuse`, nbs/11f_select.ipynb).
+Each result's saved cache (`cache.safetensors`) holds the winner's reconstruction and those of members with another
+start step (`ScoreCache.alts`), so it can be scored again without reconstructing anything: once as the run reported
+it (the tie average) and once with the winner alone (`fuse=()`, its own v and σ). `n_fused` counts the members,
+`n_passes` the reconstructions of the test set they use. One row per result folder, then the means over all
 result folders (a folder without one counts with the same figures in both columns). Reads only what `glad-nb`
 wrote (`results.read_result`); labels are read here to report, never to choose.
 """
@@ -26,7 +27,7 @@ def compare(run:Path):   # -> pandas DataFrame, one row per result folder
         res = read_result(f, maps=False)
         if res.protocol.get('method') == 'memory_bank': continue
         cfg = GLADConfig.from_dict(res.protocol['config'])
-        row = dict(result=str(f.relative_to(run)), n_fused=len(cfg.fuse), v=cfg.pixel_weight, sigma=cfg.sigma)
+        row = dict(result=str(f.relative_to(run)), n_fused=len(cfg.fuse), n_passes=1 + len(res.cache.alts), v=cfg.pixel_weight, sigma=cfg.sigma)
         for name, c in (('average', cfg), ('pick', cfg.replace(fuse=()))):
             maps, scores = score_cache(res.cache, c)
             m = evaluate_category(scores.numpy(), res.cache.labels.numpy(), maps, res.cache.masks)

@@ -113,7 +113,7 @@ class GLADConfig(_Config):
     mask_binarize:str='gt0.5' # ground truth binarisation: gt0.5 | int (authors')
     seed:int=0                # seed of the noise draws
     draws:int=1               # noise draws per image, their distances and reconstructions averaged (1: the paper's single draw)
-    fuse:tuple=()             # the tie average (11f_select): ((v, σ, mean, std), ...), each member's map z-scored, then averaged (): one map
+    fuse:tuple=()             # the tie average (11f_select): ((v, σ, mean, std[, T0, t_min, τ]), ...), each member's map z-scored, then averaged (): one map
     prompt:str='a photo of sks' # DreamBooth-style prompt
 
     def __post_init__(self):
@@ -133,9 +133,9 @@ class GLADConfig(_Config):
         _check('ads_every', self.ads_every, self.ads_every >= 1, "an integer >= 1")
         _check('ads_feature_size', self.ads_feature_size, self.ads_feature_size is None or self.ads_feature_size >= 8, "None or an integer >= 8")
         _check('draws', self.draws, self.draws >= 1, "an integer >= 1 (1: one noise draw, as in the paper)")
-        _check('fuse', self.fuse, isinstance(self.fuse, (tuple, list)) and all(isinstance(m, (tuple, list)) and len(m) == 4 and all(isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) for x in m)
-                                                                           and m[0] >= 0 and m[1] >= 0 and m[3] > 0 for m in self.fuse), "() or (v, σ, mean, std) members: v, σ >= 0 and std > 0")
-        self.fuse = tuple(tuple(float(x) for x in m) for m in self.fuse)
+        _check('fuse', self.fuse, isinstance(self.fuse, (tuple, list)) and all(isinstance(m, (tuple, list)) and len(m) in (4, 7) and all(isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) for x in m)
+                                                                           and m[0] >= 0 and m[1] >= 0 and m[3] > 0 and (len(m) == 4 or (m[4] == int(m[4]) >= 1 and m[5] == int(m[5]) and 0 <= m[5] <= m[4] and m[6] >= 0)) for m in self.fuse),
+               "() or (v, σ, mean, std[, T0, t_min, τ]) members: v, σ >= 0, std > 0, and integers 1 <= T0, 0 <= t_min <= T0, τ >= 0"); self.fuse = tuple(tuple(float(x) for x in m[:4]) + tuple(int(x) for x in m[4:6]) + tuple(float(x) for x in m[6:]) for m in self.fuse)
         _check('sigma', self.sigma, self.sigma >= 0, "a float >= 0 (0 = no blur)")
         _check('score_topk', self.score_topk, 0 <= self.score_topk <= self.feature_size ** 2,
                f"an integer in 0..feature_size² = {self.feature_size ** 2} (the pixels of one map; 0 = max)")

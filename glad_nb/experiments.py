@@ -146,7 +146,7 @@ def sweep(glad,                       # a GLAD (its device is used: the GPU when
     rows, cancelled = [], False
     for v in values:
         v = float(v) if param == 'tau' else int(v)
-        try: c = cfg.replace(**{param: v})
+        try: c = cfg.replace(**{param: v}, fuse=tuple(m for m in cfg.fuse if len(m) == 4))   # tie-average members on their own reconstruction do not follow v: left out
         except ValueError as e:
             rows.append({param: v, 'error': str(e)}); done[0] += n; continue
         t0 = time.perf_counter()

@@ -23,7 +23,7 @@ from .ads import ads_reconstruct
 from .metrics import evaluate_category
 from .train import train_backbone
 from .api import Thresholds
-from .results import ScoreCache, EvalResult, concat_caches, score_cache, to_u8
+from .results import ScoreCache, EvalResult, concat_caches, score_cache, to_u8, alt_configs
 
 # %% auto #0
 __all__ = ['MODEL_JSON', 'MODEL_PARTS', 'MODEL_FORMATS', 'sample_noise', 'posterior_generator', 'batch_keys', 'GLAD', 'demo_glad', 'calibrate_tau']
@@ -126,7 +126,7 @@ def cache_batch(self:GLAD, x:torch.Tensor,    # (B,3,H,W) in [-1,1]
                 labels=None,             # (B,) 0/1; None: unlabelled (zeros)
                 paths=None, defects=None,
                 cfg:GLADConfig|None=None)->ScoreCache:
-    "Reconstruct one batch (`cfg.draws` times, averaged) and keep what scoring needs (a `ScoreCache` of B images)."
+    "Reconstruct one batch (`cfg.draws` times, averaged; once more per `alt_configs`) and keep what scoring needs (a `ScoreCache` of B images)."
     cfg = cfg or self.cfg; S, B = cfg.feature_size, len(x)
     to_S = lambda t: F.interpolate(t, size=(S, S), mode='bilinear', antialias=True, align_corners=False) if t.shape[-1] != S else t
     keys, rs = batch_keys(x, keys), []
@@ -140,7 +140,8 @@ def cache_batch(self:GLAD, x:torch.Tensor,    # (B,3,H,W) in [-1,1]
                       layers=tuple(self.extractor.layers), fwd=fwd, rev=rev, steps=r.step.cpu().long(),
                       ads_scores=r.scores.float().cpu(), fusion=r.mask.float().cpu().reshape(B, *r.mask.shape[-2:]), fused=r.fused.cpu(),
                       paths=[str(p) for p in (paths or [''] * B)], defects=list(defects or [''] * B),
-                      grid=[int(t) for t in getattr(r, 'grid', [])])
+                      grid=[int(t) for t in getattr(r, 'grid', [])],   # and the tie average's other reconstructions (09b_results):
+                      alts={k: self.cache_batch(x, keys, masks, labels, paths, defects, c) for k, c in alt_configs(cfg).items()})
 
 # %% ../nbs/11_pipeline.ipynb #s003
 @patch_to(GLAD)
@@ -188,9 +189,9 @@ def evaluate(self:GLAD, test_ds=None,         # test dataset (or give `cache`)
              cache:ScoreCache|None=None, # re-score an existing cache instead of reconstructing
              batch_size:int=8, progress:bool=True, limit:int|None=None,
              **overrides)->'EvalResult':
-    "Metrics, per-image results and protocol for a test set."
+    "Metrics, per-image results and protocol for a test set; `overrides` change the config it reconstructs and scores with."
     cfg, t0 = self.cfg.replace(**overrides) if overrides else self.cfg, time.time()
-    if cache is None: cache = self.build_cache(test_ds, batch_size=batch_size, progress=progress, limit=limit)
+    if cache is None: cache = self.build_cache(test_ds, batch_size=batch_size, progress=progress, limit=limit, cfg=cfg)   # overrides of T0, τ, ... reconstruct so
     maps, scores = score_cache(cache, cfg)
     metrics = evaluate_category(scores.numpy(), cache.labels.numpy(), maps, cache.masks)   # NaN where a class is missing
     per_image = pd.DataFrame(dict(path=cache.paths, defect=cache.defects, label=cache.labels.numpy(),

@@ -12,14 +12,15 @@ import torch
 from safetensors.torch import save_file, load_file
 from .core import GLADConfig
 from .runs import atomic_json, atomic_csv, read_json
-from .score import maps_from_distances, image_score, fuse_maps
+from .score import maps_from_distances, image_score, fuse_maps, recon_key, member_source
 
 # %% auto #0
-__all__ = ['to_u8', 'from_u8', 'ScoreCache', 'concat_caches', 'score_cache', 'EvalResult', 'write_protocol', 'write_result',
-           'eval_name', 'result_done', 'read_result', 'RunCategory', 'default_scoring', 'load_run']
+__all__ = ['to_u8', 'from_u8', 'ScoreCache', 'concat_caches', 'score_cache', 'alt_configs', 'EvalResult', 'write_protocol',
+           'write_result', 'eval_name', 'result_done', 'read_result', 'RunCategory', 'default_scoring', 'load_run']
 
 # %% ../nbs/09b_results.ipynb #c008
 _CACHE_TENSORS = ('images', 'recons', 'masks', 'labels', 'steps', 'ads_scores', 'fusion', 'fused')
+_SHARED = ('images', 'masks', 'labels')   # the same in every reconstruction of one test set (`ScoreCache.alts`)
 
 def to_u8(x:torch.Tensor)->torch.Tensor:
     "Images in [-1,1] as uint8 (how the cache stores them)."
@@ -46,6 +47,7 @@ class ScoreCache:
     defects:list=field(default_factory=list)
     grid:list=field(default_factory=list)
     fused:torch.Tensor|None=None # (N,) bool: the switch was an ADS trigger with SAFF (False: t_min fallback or never); None: derived
+    alts:dict=field(default_factory=dict)   # {(T0, t_min, τ): ScoreCache} other reconstructions of the same images, for a tie average's members (09_score)
 
     def __post_init__(self):
         if self.fused is None:   # caches from before `fused`: derived; a cache without ADS never fused
@@ -61,26 +63,40 @@ class ScoreCache:
         "Whether the cache holds reconstructions (a GLAD run) or only distances to something else (a memory bank)."
         return self.recons is not None
 
-    def save(self, path):
-        "Write to `path` (a .safetensors file + a .json beside it), atomically; absent fields are not written."
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        t = {k:getattr(self, k).contiguous() for k in _CACHE_TENSORS if getattr(self, k) is not None}
+    def _tensors(self, prefix:str='', skip:tuple=())->dict:
+        t = {k:getattr(self, k).contiguous() for k in _CACHE_TENSORS if getattr(self, k) is not None and k not in skip}
         for d in ('fwd', 'rev'): t.update({f'{d}.{i}':v.contiguous() for i, v in enumerate(getattr(self, d) or [])})
+        return {prefix + k: v for k, v in t.items()}
+
+    def save(self, path):
+        "Write to `path` (a .safetensors file + a .json beside it), atomically; absent fields are not written; `alts` go in the same file."
+        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+        t = self._tensors()
+        for i, a in enumerate(self.alts.values()): t.update(a._tensors(f'alt{i}.', _SHARED))   # the same images: written once
         tmp = path.with_name(path.name + '.tmp')
         save_file(t, str(tmp)); os.replace(tmp, path)
-        meta = dict(layers=list(self.layers), paths=[str(p) for p in self.paths], defects=list(self.defects), grid=list(self.grid))
+        meta = dict(layers=list(self.layers), paths=[str(p) for p in self.paths], defects=list(self.defects), grid=list(self.grid),
+                    alts=[dict(recon=list(k), grid=list(a.grid)) for k, a in self.alts.items()])
         atomic_json(path.with_suffix('.json'), meta)
         return path
+
+    @classmethod
+    def _from(cls, t:dict, meta:dict, grid:list, alts:dict):
+        for d in ('fwd', 'rev'): t[d] = [t.pop(f'{d}.{i}') for i in range(len(meta['layers']))] if f'{d}.0' in t else None
+        for k in _CACHE_TENSORS: t.setdefault(k, None)   # `fused` absent in old caches: derived (see above)
+        return cls(**t, layers=tuple(meta['layers']), paths=meta['paths'], defects=meta['defects'], grid=grid, alts=alts)
 
     @classmethod
     def load(cls, path):
         "Read a cache written by `save` (fields it did not write come back as None)."
         path = Path(path)
         if not path.exists(): raise FileNotFoundError(f"score cache not found: {path}")
-        t, meta = load_file(str(path)), read_json(path.with_suffix('.json'), 'score cache index')
-        for d in ('fwd', 'rev'): t[d] = [t.pop(f'{d}.{i}') for i in range(len(meta['layers']))] if f'{d}.0' in t else None
-        for k in _CACHE_TENSORS: t.setdefault(k, None)   # `fused` absent in old caches: derived (see above)
-        return cls(**t, layers=tuple(meta['layers']), paths=meta['paths'], defects=meta['defects'], grid=meta['grid'])
+        t, meta, alts = load_file(str(path)), read_json(path.with_suffix('.json'), 'score cache index'), {}
+        for i, a in enumerate(meta.get('alts', [])):   # caches from before `alts` have none
+            p = f'alt{i}.'
+            at = {**{k[len(p):]: t.pop(k) for k in [k for k in t if k.startswith(p)]}, **{k: t[k] for k in _SHARED}}
+            alts[recon_key(*a['recon'])] = cls._from(at, meta, a['grid'], {})
+        return cls._from(t, meta, meta['grid'], alts)
 
 # %% ../nbs/09b_results.ipynb #c009
 def _cat(parts:list, what:str):
@@ -93,8 +109,9 @@ def concat_caches(parts:list)->ScoreCache:
     "One `ScoreCache` from several (e.g. one per batch)."
     if not parts: raise ValueError("no caches to concatenate")
     t = {k:_cat([getattr(p, k) for p in parts], k) for k in (*_CACHE_TENSORS, 'fwd', 'rev')}
-    return ScoreCache(**t, layers=parts[0].layers, paths=sum((p.paths for p in parts), []),
-                      defects=sum((p.defects for p in parts), []), grid=parts[-1].grid)
+    if any(p.alts.keys() != parts[0].alts.keys() for p in parts): raise ValueError("cannot concatenate caches with different extra reconstructions (alts)")
+    return ScoreCache(**t, layers=parts[0].layers, paths=sum((p.paths for p in parts), []), defects=sum((p.defects for p in parts), []),
+                      grid=parts[-1].grid, alts={k: concat_caches([p.alts[k] for p in parts]) for k in parts[0].alts})
 
 # %% ../nbs/09b_results.ipynb #c011
 def score_cache(cache:ScoreCache,  # distances and images from `GLAD.build_cache` (or a memory bank's)
@@ -108,7 +125,7 @@ def score_cache(cache:ScoreCache,  # distances and images from `GLAD.build_cache
     if cfg.reverse and cache.rev is None:
         raise ValueError("reverse=True needs reverse distances, and this cache has none (a memory bank's?): score it with reverse=False")
     if cfg.fuse:   # the tie average: its members' maps z-scored and averaged (09_score)
-        maps = fuse_maps(lambda v, s: score_cache(cache, cfg.replace(fuse=(), pixel_weight=v, sigma=s), idx, chunk)[0], cfg.fuse)
+        maps = fuse_maps(lambda v, s, r: score_cache(member_source(cache, cache.alts, r, cfg), cfg.replace(fuse=(), pixel_weight=v, sigma=s), idx, chunk)[0], cfg.fuse)
         return maps, image_score(maps, cfg.score_topk)
     idx = torch.arange(len(cache)) if idx is None else torch.as_tensor(idx).long()
     S, maps = cache.size, []
@@ -120,6 +137,12 @@ def score_cache(cache:ScoreCache,  # distances and images from `GLAD.build_cache
         maps.append(maps_from_distances([d[j] for d in cache.fwd], rev, x, r, cfg, cache.layers, size=S)[0])
     maps = torch.cat(maps) if maps else torch.zeros(0, S, S)
     return maps, image_score(maps, cfg.score_topk)
+
+def alt_configs(cfg:GLADConfig)->dict:
+    "{(T0, t_min, τ): config} of the reconstructions a tie average needs besides `cfg`'s own (its members' `member_recon`)."
+    own = recon_key(cfg.T0, cfg.t_min, cfg.tau)
+    keys = dict.fromkeys(recon_key(*m[4:7]) for m in cfg.fuse if len(m) > 4)
+    return {k: cfg.replace(T0=k[0], t_min=k[1], tau=k[2], fuse=()) for k in keys if k != own}
 
 # %% ../nbs/09b_results.ipynb #c017
 @dataclass

@@ -18,8 +18,8 @@ from scipy import ndimage
 
 # %% auto #0
 __all__ = ['UPSAMPLE', 'OBJECT_SIGMA', 'distance_map', 'anomaly_map', 'pixel_term', 'imagenet_norm', 'gaussian_blur',
-           'object_mask', 'image_score', 'fuse_maps', 'layer_index', 'maps_from_distances', 'score_maps',
-           'upsample_matrix', 'blur_matrix', 'Rescorer']
+           'object_mask', 'image_score', 'recon_key', 'member_recon', 'member_source', 'fuse_maps', 'layer_index',
+           'maps_from_distances', 'score_maps', 'upsample_matrix', 'blur_matrix', 'Rescorer']
 
 # %% ../nbs/09_score.ipynb #c005
 UPSAMPLE = dict(mode='bilinear', align_corners=True)   # every resize of the scoring chain (the authors')
@@ -137,14 +137,33 @@ def image_score(maps:Tensor, # (B,H,W) or (B,1,H,W) anomaly maps
     return flat.topk(topk, 1).values.mean(1)
 
 # %% ../nbs/09_score.ipynb #fe04bd49
-def fuse_maps(member_maps,   # callable (v, σ) -> (N,S,S) maps of that member's scoring
-              fuse:tuple,    # `GLADConfig.fuse`: ((v, σ, mean, std), ...), at least one member
+def recon_key(T0, t_min, tau)->tuple:
+    "The key of one reconstruction of a test set: (T0, t_min, τ)."
+    return (int(T0), int(t_min), float(tau))
+
+def member_recon(m:tuple)->tuple|None:
+    "A tie-average member's own reconstruction `recon_key`, or None when it shares its config's."
+    return recon_key(*m[4:7]) if len(m) > 4 else None
+
+def member_source(own,          # what the config's own reconstruction is scored from (a cache or a Rescorer)
+                  alts:dict,    # {recon_key: the same for another reconstruction}
+                  recon,        # `member_recon` of one member
+                  cfg,          # the config the member belongs to
+                 ):
+    "What a tie-average member is scored from: `own` for its config's reconstruction, else `alts[recon]`."
+    if recon is None or recon == recon_key(cfg.T0, cfg.t_min, cfg.tau): return own
+    if recon not in alts: raise ValueError(f"the tie average has a member reconstructed with (T0, t_min, τ) = {recon}, and this cache holds no such "
+                                           "reconstruction: build the cache with the config that has the member (GLAD.build_cache)")
+    return alts[recon]
+
+def fuse_maps(member_maps,   # callable (v, σ, recon) -> (N,S,S) maps of that member's scoring; recon: `member_recon`
+              fuse:tuple,    # `GLADConfig.fuse`: ((v, σ, mean, std[, T0, t_min, τ]), ...), at least one member
              )->Tensor:      # (N,S,S) the average of the z-scored member maps
     "The tie average: each member's maps z-scored by its held-out normal mean and std, then averaged."
     if not fuse: raise ValueError("fuse=(): no member to average")
     acc = None
-    for v, s, mu, sd in fuse:
-        z = (member_maps(v, s).float() - mu) / sd
+    for m in fuse:
+        z = (member_maps(m[0], m[1], member_recon(m)).float() - m[2]) / m[3]
         acc = z if acc is None else acc.add_(z)
     return acc / len(fuse)
 
@@ -224,6 +243,7 @@ class Rescorer:
                  keep:int=6):                # full-size (N,S,S) intermediates kept in memory
         self.cache, self.keep, self.S = cache, keep, cache.size
         self._small, self._big = {}, OrderedDict()
+        self.alts = {k: Rescorer(c, keep) for k, c in getattr(cache, 'alts', {}).items()}   # the tie average's other reconstructions
 
     def _get(self, store, key, fn):
         if key in store:
@@ -299,8 +319,8 @@ class Rescorer:
 
     def maps(self, cfg:GLADConfig)->Tensor:
         "(N,S,S) anomaly maps for the scoring fields of `cfg`."
-        if cfg.fuse: return self._get(self._big, ('maps', *self._key(cfg)),   # the tie average of the members' maps
-                                      lambda: fuse_maps(lambda v, s: self.maps(cfg.replace(fuse=(), pixel_weight=v, sigma=s)), cfg.fuse))
+        if cfg.fuse: return self._get(self._big, ('maps', *self._key(cfg), recon_key(cfg.T0, cfg.t_min, cfg.tau)),   # the tie average of the members' maps
+                                      lambda: fuse_maps(lambda v, s, r: member_source(self, self.alts, r, cfg).maps(cfg.replace(fuse=(), pixel_weight=v, sigma=s)), cfg.fuse))
         layers, rev, red, sigma, v, fg, _ = self._key(cfg)
         if v == 0 and fg == 'none': return self.base(cfg)
         def f():

@@ -12,7 +12,7 @@ import torch
 from scipy import ndimage
 from torch.utils.data import Dataset, Subset
 from .metrics import evaluate_category
-from .score import Rescorer
+from .score import Rescorer, recon_key
 from .runs import atomic_csv
 from .checkpoints import list_checkpoints, use_checkpoint
 
@@ -188,7 +188,7 @@ def score_candidates(glad,                 # a GLAD (duck-typed: cfg, build_cach
     groups, rows = {}, []
     for c in candidates: groups.setdefault(tuple(c[k] for k in RECON_FIELDS), []).append(c)
     for key, cs in groups.items():
-        rcfg, t0 = glad.cfg.replace(**dict(zip(RECON_FIELDS, key))), time.time()
+        rcfg, t0 = glad.cfg.replace(**dict(zip(RECON_FIELDS, key)), fuse=()), time.time()   # each candidate alone
         cache = glad.build_cache(ds, batch_size=batch_size, progress=progress, cfg=rcfg)
         took, R = time.time() - t0, Rescorer(cache)
         y, masks, defects = cache.labels.numpy(), cache.masks, cache.defects
@@ -226,26 +226,27 @@ def tie_fuse(glad,                # the GLAD the winner runs on (its config's dr
              normal_ds,           # held-out normal images: the statistics' source (never the test set)
              tie:float=0.005,     # criterion differences up to this are ties
              batch_size:int=8,
-            )->tuple:             # `GLADConfig.fuse`: ((v, σ, mean, std), ...), the winner first; () when the winner stands alone
-    "The tie average: the candidates within `tie` of the best that share the winner's reconstruction, each z-scored on held-out normal maps."
+            )->tuple:             # `GLADConfig.fuse`: ((v, σ, mean, std[, T0, t_min, τ]), ...), the winner first; () when the winner stands alone
+    "The tie average: the candidates of the winner's model within `tie` of the best, each z-scored on held-out normal maps."
     w = table[table.winner].iloc[0]
-    near = (table.criterion >= table.criterion.max() - tie) & table.T0.eq(w.T0) & table.t_min.eq(w.t_min) & np.isclose(table.tau, w.tau)
+    near = table.criterion >= table.criterion.max() - tie
     if 'model' in table: near &= table.model.eq(w.model)
-    members, fuse = table[near].sort_values(['winner', 'criterion'], ascending=False), []
+    members, fuse, R = table[near].sort_values(['winner', 'criterion'], ascending=False), [], {}
     if len(members) > 1:
-        cfg = glad.cfg.replace(T0=int(w.T0), t_min=int(w.t_min), tau=float(w.tau), fuse=())
+        own = recon_key(w.T0, w.t_min, w.tau)
         normals = Subset(ValidationSet(normal_ds, ('blur',)), range(len(normal_ds)))   # the held-out images as labelled normal items
-        R = Rescorer(glad.build_cache(normals, batch_size=batch_size, progress=False, cfg=cfg))
         for i, c in members.iterrows():
-            m = R(cfg.replace(pixel_weight=float(c.pixel_weight), sigma=float(c.sigma)))[0]
-            if float(m.std()) > 0: fuse.append((i, (float(c.pixel_weight), float(c.sigma), float(m.mean()), float(m.std()))))
+            k = recon_key(c.T0, c.t_min, c.tau); cfg = glad.cfg.replace(T0=k[0], t_min=k[1], tau=k[2], fuse=())
+            if k not in R: R[k] = Rescorer(glad.build_cache(normals, batch_size=batch_size, progress=False, cfg=cfg))   # a pass per reconstruction
+            m = R[k](cfg.replace(pixel_weight=float(c.pixel_weight), sigma=float(c.sigma)))[0]
+            if float(m.std()) > 0: fuse.append((i, (float(c.pixel_weight), float(c.sigma), float(m.mean()), float(m.std())) + (k if k != own else ())))
     if len(fuse) < 2: fuse = []   # nothing to average: the winner alone
     table['fused'] = table.index.isin([i for i, _ in fuse])
     return tuple(f for _, f in fuse)
 
 def fuse_text(fuse:tuple)->str:
     "How a run's log names its tie average ('' for none)."
-    return f"; tie average of {len(fuse)} (v, σ): " + ', '.join(f"({v:g}, {s:g})" for v, s, *_ in fuse) if fuse else ''
+    return f"; tie average of {len(fuse)} (v, σ): " + ', '.join(f"({m[0]:g}, {m[1]:g}" + (f" at T0 {m[4]}" if len(m) > 4 else '') + ")" for m in fuse) if fuse else ''
 
 # %% ../nbs/11f_select.ipynb #c040
 def select_settings(glad,                  # a GLAD (duck-typed: cfg, build_cache, reconstruct for `tau_fn`)

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 import numpy as np
 import pandas as pd
+import torch
 import pytest
 from PIL import Image
 from glad_nb.cli import main
@@ -92,6 +93,30 @@ def test_test_evaluates_a_pixel_run_without_weights(capsys, pixel_model, folder_
     assert (run/'eval-default'/'baseline_metrics.csv').exists() and (run/'folder'/'eval-default'/'baseline'/'metrics.csv').exists()
     p = json.loads(next(run.glob('folder/eval-default*/protocol.json')).read_text())
     assert p['config']['preset'] == 'pixel' and p['config']['tau'] == json.loads((pixel_model/'model'/'config.json').read_text())['tau']
+
+def test_a_tie_average_across_start_steps_in_test_and_predict(pixel_model, folder_data, tmp_path):
+    "A model whose tie average has a member at another start step: `test` reconstructs both and saves both in its cache; what it reads back and `predict` give the same scores."
+    import shutil
+    from glad_nb.pipeline import GLAD
+    from glad_nb.results import read_result, score_cache
+    from glad_nb.core import GLADConfig
+    run = tmp_path/'run'; shutil.copytree(pixel_model.parent, run, ignore=shutil.ignore_patterns('eval-*'))
+    g = GLAD.load(run/'folder'/'model', device='cpu')   # the API's way to such a model: set the config, save
+    g.cfg = g.cfg.replace(fuse=((g.cfg.pixel_weight, g.cfg.sigma, 0.0, 1.0), (0.0, g.cfg.sigma, 0.5, 2.0, 100, 40, 0.0)))
+    g.save(run/'folder'/'model')
+    assert main(['test', '--dataset', 'folder', '--root', str(folder_data/'parts'), '--out', str(run), '--no-progress']) == 0
+    f = run/'folder'/'eval-default'
+    res = read_result(f)
+    cfg = GLADConfig.from_dict(res.protocol['config'])
+    assert cfg.fuse == g.cfg.fuse and list(res.cache.alts) == [(100, 40, 0.0)] and res.cache.alts[(100, 40, 0.0)].recons.shape == res.cache.recons.shape
+    assert not torch.equal(res.cache.alts[(100, 40, 0.0)].recons, res.cache.recons)           # another start step, another reconstruction
+    per = pd.read_csv(f/'per_image.csv')
+    assert np.allclose(score_cache(res.cache, cfg)[1].numpy(), per.score, rtol=1e-5, atol=1e-6)   # the saved cache scores as reported
+    assert main(['predict', '--model', str(run/'folder'/'model'), '--images', str(folder_data/'parts'/'abnormal'), '--out', str(tmp_path/'pred')]) == 0
+    pred = pd.read_csv(tmp_path/'pred'/'scores.csv')
+    got = {Path(p).name: s for p, s in zip(pred.path, pred.score)}
+    want = {Path(p).name: s for p, s in zip(per.path, per.score) if Path(p).name in got}
+    assert len(want) == 3 and np.allclose([got[k] for k in want], list(want.values()), rtol=1e-4, atol=1e-5)   # predict: the same two passes, the same scores
 
 def test_pixel_train_selects_by_default_then_test_and_predict_use_the_choice(capsys, auto_model, folder_data):
     "README's flow: train --backbone pixel (auto by default) chooses on held-out normal images; test and predict use the choice."
