@@ -246,7 +246,7 @@ def tie_fuse(glad,                # the GLAD the winner runs on (its config's dr
 
 def fuse_text(fuse:tuple)->str:
     "How a run's log names its tie average ('' for none)."
-    return f"; tie average of {len(fuse)} (v, σ): " + ', '.join(f"({m[0]:g}, {m[1]:g}" + (f" at T0 {m[4]}" if len(m) > 4 else '') + ")" for m in fuse) if fuse else ''
+    return f"; tie average of {len(fuse)} (v, σ): " + ', '.join(f"({m[0]:g}, {m[1]:g}" + (f" at T0 {m[4]}, τ {m[6]:g}" if len(m) > 4 else '') + ")" for m in fuse) if fuse else ''
 
 # %% ../nbs/11f_select.ipynb #c040
 def select_settings(glad,                  # a GLAD (duck-typed: cfg, build_cache, reconstruct for `tau_fn`)
