@@ -139,9 +139,8 @@ def cache_batch(self:GLAD, x:torch.Tensor,    # (B,3,H,W) in [-1,1]
                       labels=torch.zeros(B, dtype=torch.long) if labels is None else torch.as_tensor(labels).long(),
                       layers=tuple(self.extractor.layers), fwd=fwd, rev=rev, steps=r.step.cpu().long(),
                       ads_scores=r.scores.float().cpu(), fusion=r.mask.float().cpu().reshape(B, *r.mask.shape[-2:]), fused=r.fused.cpu(),
-                      paths=[str(p) for p in (paths or [''] * B)], defects=list(defects or [''] * B),
-                      grid=[int(t) for t in getattr(r, 'grid', [])],   # and the tie average's other reconstructions (09b_results):
-                      alts={k: self.cache_batch(x, keys, masks, labels, paths, defects, c) for k, c in alt_configs(cfg).items()})
+                      paths=[str(p) for p in (paths or [''] * B)], defects=list(defects or [''] * B), grid=[int(t) for t in getattr(r, 'grid', [])],
+                      alts={k: self.cache_batch(x, keys, masks, labels, paths, defects, c) for k, c in alt_configs(cfg).items()})   # the tie average's other reconstructions
 
 # %% ../nbs/11_pipeline.ipynb #s003
 @patch_to(GLAD)
