@@ -63,6 +63,31 @@ def test_tie_average_benchmark_reads_the_demo_run(quick_run):
         assert abs(t[f'average {k}'] - want[k]).max() < 1e-4 and (abs(t[f'pick {k}'] - want[k])[alone].max() if alone else 0) < 1e-4
     with pytest.raises(FileNotFoundError, match='no GLAD result folder'): tie_average.compare(d/'demo')   # a folder without results: named, not a KeyError
 
+def test_map_levers_benchmark_reads_the_demo_run(quick_run):
+    "benchmarks/map_levers.py re-scores GLAD and the bank the demo wrote: 'as run' is the run's own figures; the position z-score is an independent numpy computation."
+    import numpy as np
+    d, env, r = quick_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    sys.path.insert(0, str(ROOT/'benchmarks'))
+    import map_levers
+    t = map_levers.compare([d/'run'])
+    glad, bank = (pd.read_csv(d/'run'/f, index_col=0) for f in ('metrics.csv', 'baseline_metrics.csv'))
+    for c in ('brick', 'coffee'):
+        row = t.loc[(f'run/{c}', 'as run')]
+        for k in ('image_auroc', 'pixel_auroc', 'aupro'):   # this process's threads may round the blur differently
+            assert abs(row[f'tie average {k}'] - glad.loc[c, k]) < 1e-4 and abs(row[f'bank {k}'] - bank.loc[c, k]) < 1e-4
+            assert abs(row[f'GLAD - bank {k}'] - (row[f'GLAD {k}'] - row[f'bank {k}'])) < 1e-12
+        assert t.loc[(f'run/{c}', 'reverse'), 'bank pixel_auroc'] == row['bank pixel_auroc']   # the bank has no reverse direction
+    assert set(t.loc['mean'].index) == set(map_levers.LEVERS)
+    g = torch.Generator().manual_seed(0); maps = torch.rand(7, 5, 5, generator=g); normal = np.array([1, 1, 0, 1, 1, 0, 1], bool)
+    want = np.empty((7, 5, 5))
+    for i in range(7):   # numpy, the reference built by deleting the map itself
+        ref = np.delete(maps.numpy().astype(np.float64), [j for j in range(7) if not normal[j] or j == i], axis=0)
+        want[i] = (maps[i].numpy() - ref.mean(0)) / (ref.std(0, ddof=1) + 0.1 * ref.std(ddof=1))
+    assert np.allclose(map_levers.position_z(maps, normal), want, atol=1e-6)
+    with pytest.raises(ValueError, match='at least 3 normal'): map_levers.position_z(maps, np.eye(7, dtype=bool)[0] | np.eye(7, dtype=bool)[1])
+    with pytest.raises(FileNotFoundError, match='memory bank beside it'): map_levers.compare([d/'demo'])
+
 def test_two_processes_give_what_one_gives_bit_for_bit(quick_run):
     "A category run in a worker process (`--jobs 2`) gives what it gives in the main process alone: same weights, scores, row."
     from safetensors.torch import load_file
