@@ -108,6 +108,16 @@ def _finite(v:float)->float:
     if not math.isfinite(v): raise ValueError(f"{v} is not a finite number")
     return v
 
+def _members(v)->tuple:
+    "A list of lists of finite numbers (a tie average's members, `GLADConfig.fuse`) as a tuple of tuples, or a ValueError."
+    if not all(isinstance(m, (list, tuple)) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in m) for m in v): raise ValueError
+    return tuple(tuple(_finite(x) for x in m) for m in v)
+
+def _nested(text:str)->bool:
+    "Whether `text` opens two brackets, as a list of lists does."
+    s = text.strip()
+    return len(s) > 1 and s[0] in '([' and s[1:].lstrip()[:1] in ('(', '[')
+
 def _parse_value(key:str, text:str, typ:str, where:str='--set'):
     t = typ.replace(' ', '')
     if text.lower() in ('none', 'null') and 'None' in t: return None
@@ -118,6 +128,8 @@ def _parse_value(key:str, text:str, typ:str, where:str='--set'):
             raise ValueError
         if t.startswith('int'): return int(text)
         if t.startswith('float'): return _finite(float(text))
+        if t.startswith('tuple') and _nested(text):
+            return _members(json.loads(text.replace('(', '[').replace(')', ']')))   # nested lists: the tie average's members
         if t.startswith('tuple'): return tuple(_finite(float(v)) if '.' in v or 'e' in v.lower() or 'n' in v.lower() else int(v) for v in text.strip('()[] ').split(',') if v.strip())
         return text
     except ValueError: raise CLIError(f"{where} {key}={text}: expected a finite value of type {typ}") from None
@@ -146,6 +158,9 @@ def _typed(key:str, v, typ:str, where:str):
     "A value from a config file as its field's type, or a CLIError."
     t = typ.replace(' ', '')
     if isinstance(v, str): return _parse_value(key, v, typ, where)
+    if t.startswith('tuple') and isinstance(v, (list, tuple)) and v and all(isinstance(m, (list, tuple)) for m in v):   # a tie average's members
+        try: return _members(v)
+        except ValueError: raise CLIError(f"{where} {key}: {v!r} is not a list of lists of finite numbers") from None
     ok = ((v is None and 'None' in t) or (t.startswith('bool') and isinstance(v, bool))
           or (t.startswith(('int', 'float')) and isinstance(v, (int, float)) and not isinstance(v, bool) and (t.startswith('float') or float(v).is_integer()))
           or (t.startswith('tuple') and isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)))

@@ -117,6 +117,11 @@ def test_a_tie_average_across_start_steps_in_test_and_predict(pixel_model, folde
     got = {Path(p).name: s for p, s in zip(pred.path, pred.score)}
     want = {Path(p).name: s for p, s in zip(per.path, per.score) if Path(p).name in got}
     assert len(want) == 3 and np.allclose([got[k] for k in want], list(want.values()), rtol=1e-4, atol=1e-5)   # predict: the same two passes, the same scores
+    m = g.cfg.fuse   # from the command line: the members as JSON lists (here in the other order), or () for the winner alone
+    for sets, want_scores in ((f'fuse={json.dumps([list(m[1]), list(m[0])])}', per.score), ('fuse=()', score_cache(res.cache, cfg.replace(fuse=()))[1].numpy())):
+        assert main(['test', '--dataset', 'folder', '--root', str(folder_data/'parts'), '--out', str(run), '--no-progress', '--set', sets]) == 0
+        f2 = next(p for p in (run/'folder').glob('eval-default-*') if json.loads((p/'config.json').read_text())['fuse'] == json.loads(sets[5:].replace('(', '[').replace(')', ']')))
+        assert np.allclose(pd.read_csv(f2/'per_image.csv').score, want_scores, rtol=1e-4, atol=1e-5)
 
 def test_pixel_train_selects_by_default_then_test_and_predict_use_the_choice(capsys, auto_model, folder_data):
     "README's flow: train --backbone pixel (auto by default) chooses on held-out normal images; test and predict use the choice."
