@@ -1,8 +1,10 @@
 """ATP training throughput and peak memory.
 
 Cases (each runs in its own subprocess so that peak-memory figures do not mix):
-  pixel-cpu  the pixel demo backbone (PixelBackbone(), ~2.7 M params) at 64 px on the CPU, fp32,
-             batch 8 and 32, ATP synthesis on (synth_prob 0.5), torch AdamW
+  pixel-cpu  the demo's pixel backbone (`PixelBackbone(**DEMO_MODEL)`, ~0.64 M params) at 64 px on the CPU, batch 16
+             (the demo's), ATP synthesis on (synth_prob 0.5), torch AdamW; fp32 and bf16 autocast (accelerate's
+             mixed_precision='bf16' on the CPU), side by side: bf16 pays where the CPU has bf16 matrix units
+             (AMX, AVX512-BF16) and is slower where it does not
   sd14-cuda  an SD-1.4-sized UNet2DConditionModel (~860 M params, random weights) + SD-sized VAE at
              512 px (64x64x4 latents), batch 8, bf16 autocast, gradient checkpointing on and off,
              AdamW (bitsandbytes 8-bit when installed); skipped without CUDA
@@ -30,6 +32,12 @@ def _rss_mib()->float:
     "Current resident set size in MiB (Linux)."
     with open('/proc/self/statm') as f: return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
 
+def _cpu_bf16()->str:
+    "The CPU's bf16 matrix features from /proc/cpuinfo (Linux; '?' elsewhere), e.g. 'amx_bf16 avx512_bf16', or 'none'."
+    try: flags = next(l for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('flags')).split()
+    except (OSError, StopIteration): return '?'
+    return ' '.join(f for f in ('amx_bf16', 'avx512_bf16') if f in flags) or 'none'
+
 def _images(n, size, device='cpu'):
     "Smooth random images in [-1, 1] (not pure noise, so Otsu/synthesis behave as on photos)."
     import torch, torch.nn.functional as F
@@ -46,17 +54,17 @@ def _sd14_backbone(device):
         emb = torch.randn(2, 77, 768)
     return LatentBackbone(unet, vae, emb[:1], emb[1:])
 
-def run_case(case:str, batch:int, steps:int, warmup:int, gc:bool=True, threads:int|None=None, dry:bool=False)->dict:
+def run_case(case:str, batch:int, steps:int, warmup:int, gc:bool=True, threads:int|None=None, dry:bool=False, precision:str='no')->dict:
     "Run one measurement in this process and return its figures."
     import torch, pandas as pd
     if threads: torch.set_num_threads(threads)
     from accelerate import Accelerator
-    from glad_nb.core import TrainConfig
+    from glad_nb.core import TrainConfig, DEMO_MODEL
     from glad_nb.backbone import PixelBackbone
     from glad_nb.train import train_backbone
     total = warmup + steps
     if case == 'pixel-cpu':
-        bb, size, mp, dev = PixelBackbone(image_size=64, seed=0), 64, 'no', 'cpu'
+        bb, size, mp, dev = PixelBackbone(**DEMO_MODEL, seed=0), DEMO_MODEL['image_size'], precision, 'cpu'
         acc = Accelerator(cpu=True, mixed_precision=mp)
     elif case == 'sd14-cuda' and dry:
         from glad_nb.backbone import LatentBackbone
@@ -84,14 +92,14 @@ def run_case(case:str, batch:int, steps:int, warmup:int, gc:bool=True, threads:i
                unet_params_M=round(nparams / 1e6, 2), optimizer=r.optimizer, steps_timed=steps, warmup=warmup,
                steps_per_s=round(sps, 3), images_per_s=round(sps * batch, 2), median_step_s=round(float(dt.median()), 4),
                p90_step_s=round(float(dt.quantile(0.9)), 4), final_loss=float(log.loss.iloc[-1]),
-               torch_threads=torch.get_num_threads(), loadavg_1min=round(os.getloadavg()[0], 2), cpu_count=os.cpu_count())
+               torch_threads=torch.get_num_threads(), loadavg_1min=round(os.getloadavg()[0], 2), cpu_count=os.cpu_count(), cpu_bf16=_cpu_bf16())
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out.update(peak_rss_MiB=round(peak_rss), rss_before_training_MiB=round(rss0))
     if dev == 'cuda':
         out.update(peak_cuda_GiB=round(torch.cuda.max_memory_allocated() / 2**30, 2), gpu=torch.cuda.get_device_name())
     return out
 
-PLAN = {'pixel-cpu': [dict(batch=8), dict(batch=32)],
+PLAN = {'pixel-cpu': [dict(batch=16), dict(batch=16, precision='bf16')],
         'sd14-cuda': [dict(batch=8, gc=True), dict(batch=8, gc=False)]}
 
 def main(argv=None):
@@ -123,7 +131,7 @@ def main(argv=None):
     for r in results:
         if 'steps_per_s' not in r: print(f"| {r['case']} | {r.get('skipped') or 'error'} |||||||||"); continue
         mem = f"{r['peak_cuda_GiB']} GiB CUDA" if 'peak_cuda_GiB' in r else f"{r['peak_rss_MiB']} MiB RSS ({r['rss_before_training_MiB']} before)"
-        print(f"| {r['case']} | {r['device']} ({r['torch_threads']} threads) | {r['batch']} | {r['image_size']} | {r['mixed_precision']} | "
+        print(f"| {r['case']} | {r['device']} ({r['torch_threads']} threads; CPU bf16: {r.get('cpu_bf16', '?')}) | {r['batch']} | {r['image_size']} | {r['mixed_precision']} | "
               f"{r['gradient_checkpointing']} | {r['unet_params_M']} | {r['optimizer']} | {r['steps_per_s']} | {r['median_step_s']} | "
               f"{round(r['batch'] / r['median_step_s'], 2)} | {mem} | {r['loadavg_1min']} on {r['cpu_count']} CPUs |")
 
