@@ -87,6 +87,25 @@ def test_map_levers_benchmark_reads_the_demo_run(quick_run):
     with pytest.raises(ValueError, match='at least 3 normal'): map_levers.position_z(maps, np.eye(7, dtype=bool)[0] | np.eye(7, dtype=bool)[1])
     with pytest.raises(FileNotFoundError, match='memory bank beside it'): map_levers.compare([d/'demo'])
 
+def test_more_training_benchmark_reads_the_demo_run(quick_run, tmp_path):
+    "benchmarks/more_training.py scores the kept model as the run did (its winner alone), trains it further elsewhere, and leaves the run as it was."
+    d, env, r = quick_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    sys.path.insert(0, str(ROOT/'benchmarks'))
+    import more_training, tie_average
+    from glad_nb.checkpoints import list_checkpoints
+    before = sorted((p, p.stat().st_mtime_ns) for p in (d/'run'/'brick').rglob('*'))
+    t = more_training.study(d/'run', 'demo', d/'demo', 'brick', more=2, keep=tmp_path/'more').set_index('stage')
+    pick, bank = tie_average.compare(d/'run').loc['brick'], pd.read_csv(d/'run'/'baseline_metrics.csv', index_col=0).loc['brick']
+    tc = json.loads(next((d/'run'/'brick'/'train').glob('t_max-*/train_config.json')).read_text())['config']
+    assert t.loc['the model', 'steps'] == tc['steps'] and t.loc['2 more steps', 'steps'] == tc['steps'] + 2
+    for k in ('image_auroc', 'pixel_auroc', 'aupro'):   # reconstructed again here: this process's threads may round differently
+        assert abs(t.loc['the model', k] - pick[f'pick {k}']) < 1e-4 and abs(t.loc['memory bank (brick/baseline)', k] - bank[k]) < 1e-9
+        assert 0 <= t.loc['2 more steps', k] <= 1
+    assert [s for s, _ in list_checkpoints(tmp_path/'more')][-1:] == [2]   # the further training went to --keep
+    assert sorted((p, p.stat().st_mtime_ns) for p in (d/'run'/'brick').rglob('*')) == before                          # and the run is untouched
+    with pytest.raises(FileNotFoundError, match='no trained model'): more_training.study(d/'run', 'demo', d/'demo', 'grass')
+
 def test_two_processes_give_what_one_gives_bit_for_bit(quick_run):
     "A category run in a worker process (`--jobs 2`) gives what it gives in the main process alone: same weights, scores, row."
     from safetensors.torch import load_file
