@@ -94,8 +94,8 @@ class ScoreCache:
         t, meta, alts = load_file(str(path)), read_json(path.with_suffix('.json'), 'score cache index'), {}
         for i, a in enumerate(meta.get('alts', [])):   # caches from before `alts` have none
             p = f'alt{i}.'
-            if not (isinstance(a, dict) and isinstance(a.get('recon'), list) and len(a['recon']) == 3 and f'{p}fwd.0' in t): raise ValueError(
-                f"score cache {path} is corrupt: its index {path.with_suffix('.json')} lists extra reconstruction {i} as {a!r}, not as its (T0, t_min, τ) with tensors {p}*")
+            if not (isinstance(a, dict) and isinstance(a.get('recon'), list) and len(a['recon']) == 3 and isinstance(a.get('grid'), list) and f'{p}fwd.0' in t): raise ValueError(
+                f"score cache {path} is corrupt: its index {path.with_suffix('.json')} lists extra reconstruction {i} as {a!r}, not as its (T0, t_min, τ) and grid with tensors {p}*")
             at = {**{k[len(p):]: t.pop(k) for k in [k for k in t if k.startswith(p)]}, **{k: t[k] for k in _SHARED}}
             alts[recon_key(*a['recon'])] = cls._from(at, meta, a['grid'], {})
         return cls._from(t, meta, meta['grid'], alts)
