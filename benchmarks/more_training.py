@@ -22,7 +22,7 @@ def study(run:Path, dataset:str, root, category:str, more:int=0, keep=None, batc
     import pandas as pd
     from torch.utils.data import Subset
     from glad_nb.checkpoints import list_checkpoints, use_checkpoint
-    from glad_nb.core import TrainConfig
+    from glad_nb.core import TrainConfig, state_hash
     from glad_nb.data import get_dataset
     from glad_nb.pipeline import GLAD
     from glad_nb.select import CRITERION
@@ -39,7 +39,7 @@ def study(run:Path, dataset:str, root, category:str, more:int=0, keep=None, batc
     rows = []
     def score(g, stage, steps, seconds=None):
         m = g.evaluate(test, batch_size=batch_size, progress=False, fuse=()).metrics
-        rows.append(dict(stage=stage, steps=steps, **{k: m[k] for k in CRITERION}, train_s=seconds))
+        rows.append(dict(stage=stage, steps=steps, **{k: m[k] for k in CRITERION}, train_s=seconds, unet=state_hash(g.backbone.unet)[:12]))   # which weights were scored
     for s, _ in list_checkpoints(tdir):
         if s < tcfg.steps: score(use_checkpoint(GLAD.load(cat/'model', device='cpu'), tdir, s), f'checkpoint {s}', s)
     score(glad, 'the model', tcfg.steps)

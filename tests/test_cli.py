@@ -78,6 +78,12 @@ def test_map_levers_benchmark_reads_the_demo_run(quick_run):
             assert abs(row[f'tie average {k}'] - glad.loc[c, k]) < 1e-4 and abs(row[f'bank {k}'] - bank.loc[c, k]) < 1e-4
         assert t.loc[(f'run/{c}', 'reverse'), 'bank pixel_auroc'] == row['bank pixel_auroc']   # the bank has no reverse direction
     assert set(t.loc['mean'].index) == set(map_levers.LEVERS)
+    from glad_nb.core import GLADConfig
+    c3 = GLADConfig(layers=(1, 2, 3))   # what each lever scores with
+    test = [(map_levers.lever_cfg(c3, 'layers -deepest', False).layers, (1, 2)), (map_levers.lever_cfg(c3, 'layers -shallowest', True).layers, (2, 3)),
+            (map_levers.lever_cfg(c3, 'reverse', False).reverse, True), (map_levers.lever_cfg(c3, 'reverse', True), c3), (map_levers.lever_cfg(c3, 'position z', False), c3)]
+    assert all(got == want for got, want in test), test
+    assert map_levers.lever_cfg(GLADConfig(layers=(3,)), 'layers -deepest', False) is None   # one layer: nothing to drop
     g = torch.Generator().manual_seed(0); maps = torch.rand(7, 5, 5, generator=g); normal = np.array([1, 1, 0, 1, 1, 0, 1], bool)
     want = np.empty((7, 5, 5))
     for i in range(7):   # numpy, the reference built by deleting the map itself
@@ -103,6 +109,11 @@ def test_more_training_benchmark_reads_the_demo_run(quick_run, tmp_path):
         assert abs(t.loc['the model', k] - pick[f'pick {k}']) < 1e-4 and abs(t.loc['memory bank (brick/baseline)', k] - bank[k]) < 1e-9
         assert 0 <= t.loc['2 more steps', k] <= 1
     assert [s for s, _ in list_checkpoints(tmp_path/'more')][-1:] == [2]   # the further training went to --keep
+    from glad_nb.checkpoints import use_checkpoint
+    from glad_nb.core import state_hash
+    from glad_nb.pipeline import GLAD
+    trained = use_checkpoint(GLAD.load(d/'run'/'brick'/'model', device='cpu'), tmp_path/'more', 2).backbone.unet
+    assert t.loc['2 more steps', 'unet'] == state_hash(trained)[:12] != t.loc['the model', 'unet']   # the scores after more steps are the further-trained weights'
     assert sorted((p, p.stat().st_mtime_ns) for p in (d/'run'/'brick').rglob('*')) == before                          # and the run is untouched
     with pytest.raises(FileNotFoundError, match='no trained model'): more_training.study(d/'run', 'demo', d/'demo', 'grass')
 
