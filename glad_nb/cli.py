@@ -74,7 +74,7 @@ def build_parser()->argparse.ArgumentParser:
     d = cmd('demo', 'the CPU demo end to end: data, ATP training, reconstruction, metrics, the memory bank beside it, report', 'glad-nb demo --out runs/demo')
     run_opts(d, 'runs/demo'); device_opts(d, precision=False)
     d.add_argument('--quick', action='store_true', help='one-minute smoke version')
-    d.add_argument('--preset', default='auto', choices=['auto', 'demo'], help="auto (default): train the recipe on two noise ranges and choose "
+    d.add_argument('--preset', default='auto', choices=['auto', 'demo'], help="auto (default): train the recipe on two noise ranges, the kept one on to twice its steps, and choose "
                    "t_max, T0, ADS, pixel weight and σ on held-out normal images, no label read; demo: the recipe's fixed settings, one training")
     d.add_argument('--category', nargs='+', default=['all'], help="demo categories, or 'all'")
     d.add_argument('--jobs', type=POSITIVE, default=None, help='processes, one category each (default: one per CPU core, at most one per category)')
@@ -85,7 +85,7 @@ def build_parser()->argparse.ArgumentParser:
     run_opts(t, 'runs/train'); device_opts(t); data_opts(t, what='GLADConfig and TrainConfig')
     t.add_argument('--backbone', default='sd', choices=['sd', 'pixel'], help='sd: Stable Diffusion 1.4 (--weights, --dino); '
                    'pixel: the CPU recipe, a small pixel UNet and weight-free features, τ calibrated on held-out normal images')
-    t.add_argument('--steps', type=POSITIVE, default=None, help='training steps (default: the preset)')
+    t.add_argument('--steps', type=POSITIVE, default=None, help='training steps (default: the preset; --backbone pixel --preset auto: of each of its two trainings, the kept one then trains on to twice as many)')
     t.add_argument('--lr', type=float_in(0, open_lo=True), default=None, help='learning rate (default: the preset)')
     t.add_argument('--grad-accum', type=POSITIVE, default=None, help='gradient accumulation steps')
     t.add_argument('--num-workers', type=int_in(0), default=0, help='DataLoader processes reading images (default: 0)')

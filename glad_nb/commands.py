@@ -8,7 +8,7 @@ import dataclasses, json, os, time, warnings
 from pathlib import Path
 import pandas as pd
 import torch
-from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, AUTO_T_MAX, AUTO_DRAWS, preset, synth_foreground, state_hash
+from .core import GLADConfig, TrainConfig, DATASET_CATEGORIES, AUTO_T_MAX, AUTO_DRAWS, AUTO_LONGER, preset, synth_foreground, state_hash
 from .data import list_images, split_warnings
 from .demo import make_demo_dataset
 from .backbone import check_sd_folder
@@ -158,7 +158,7 @@ def cmd_train(args)->int:
         done = [c[-1][0] for d in (out/unit/'train', *sorted((out/unit/'train').glob('t_max-*'))) if (c := list_checkpoints(d))]   # auto: one per t_max
         unchanged_inputs(out/unit/'train', tr, f"[{unit}] the training images", reused=bool(done))
         if (out/unit/'model'/MODEL_JSON).exists() and (out/unit/'protocol.json').exists() and done and min(done) >= tcfg.steps:
-            _say(f"[{unit}] already trained ({min(done)} steps): {out/unit/'model'}"); continue
+            _say(f"[{unit}] already trained ({max(done)} steps): {out/unit/'model'}"); continue
         with failing_as(2, '--set'):   # the settings are checked against the model's extractors (layers)
             if pixel: glad = GLAD.pixel(config=cfg, seed=args.seed, device=device)
             else: glad, first = first or sd(cfg), None
@@ -167,7 +167,7 @@ def cmd_train(args)->int:
         _say(f"[{unit}] ATP training ({args.backbone}): {tcfg.steps} steps, batch {tcfg.batch_size}, lr {tcfg.lr:g}, {len(tr)} normal images")
         rec = fit_and_calibrate(glad, tr, tcfg, out/unit, pixel and 'tau' not in sets and glad.cfg.tau > 0, val_ds, args.threshold_quantile,
                                  select=args.preset == 'auto', fixed=tuple(sets), t_max=AUTO_T_MAX if pixel and 't_max' not in sets else (), checkpoints=not pixel,
-                                 progress=not args.no_progress, num_workers=args.num_workers)
+                                 longer=tcfg.steps * AUTO_LONGER if pixel else 0, progress=not args.no_progress, num_workers=args.num_workers)
         if process_rank()[0] == 0:   # under `accelerate launch` only one process writes
             glad.save(out/unit/'model')
             write_protocol(out/unit, dict(command='train', backbone=args.backbone, config=glad.cfg.to_dict(), train_config=getattr(glad, 'train_config', tcfg).to_dict(),

@@ -8,7 +8,7 @@ import hashlib, json, os, threading, time, warnings
 from pathlib import Path
 import pandas as pd
 import torch
-from .core import GLADConfig, TrainConfig, IN_TEST, state_hash, seed_everything, DEMO_CATEGORIES, AUTO_T_MAX, DEMO_QUICK_GRID, ABLATION_CATEGORY, ABLATION_CATEGORY_TRAIN
+from .core import GLADConfig, TrainConfig, IN_TEST, state_hash, seed_everything, DEMO_CATEGORIES, AUTO_T_MAX, AUTO_LONGER, DEMO_QUICK_GRID, ABLATION_CATEGORY, ABLATION_CATEGORY_TRAIN
 from .data import DemoDataset
 from .demo import demo_root, make_demo_dataset
 from .metrics import METRICS, evaluate_category, HEADLINE
@@ -179,10 +179,12 @@ def _demo_model(cat:str, folder:Path, tr, quick:bool, seed:int, device:str, prog
         _say(f"[{cat}] trained model found: {folder/'model'}")
         return GLAD.load(folder/'model', device=glad.device)
     if auto:   # one training per t_max, the selection on each, the best kept (`GLAD.fit_select`)
-        _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images less a held-out part, t_max {' and '.join(map(str, AUTO_T_MAX))}")
-        sel = glad.fit_select(tr, [tcfg.replace(t_max=t) for t in AUTO_T_MAX], folder/'train', grid=DEMO_QUICK_GRID if quick else None, progress=progress)
+        _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images less a held-out part, t_max {' and '.join(map(str, AUTO_T_MAX))}; "
+             f"the kept one on to {tcfg.steps * AUTO_LONGER} steps")
+        sel = glad.fit_select(tr, [tcfg.replace(t_max=t) for t in AUTO_T_MAX], folder/'train', grid=DEMO_QUICK_GRID if quick else None, progress=progress,
+                              longer=tcfg.steps * AUTO_LONGER)
         w = write_selection(sel, folder)
-        _say(f"[{cat}] selected without labels in {sel.attrs['seconds']:.0f} s: " + ', '.join(f"{k} {w[k]:g}" for k in ('t_max', 'T0', 'tau', 'pixel_weight', 'sigma')) + f"; noise draws per image: {glad.cfg.draws}" + fuse_text(glad.cfg.fuse))
+        _say(f"[{cat}] selected without labels in {sel.attrs['seconds']:.0f} s: " + ', '.join(f"{k} {w[k]:g}" for k in ('t_max', 'steps', 'T0', 'tau', 'pixel_weight', 'sigma') if k in w) + f"; noise draws per image: {glad.cfg.draws}" + fuse_text(glad.cfg.fuse))
     else:
         _say(f"[{cat}] ATP training: {tcfg.steps} steps, batch {tcfg.batch_size}, {len(tr)} normal images less a held-out part")
         glad.fit_calibrated(tr, tcfg, folder/'train', tau=glad.cfg.tau > 0, progress=progress)   # τ (if ADS is on) and the thresholds from held-out normals
@@ -271,14 +273,16 @@ def fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
                       select:bool=False,   # then choose T0, ADS, the pixel weight and σ on the held-out images (`GLAD.select`)
                       fixed:tuple=(),      # settings the user gave: the selection keeps them
                       t_max:tuple=(),      # with `select`: train once per value and keep the best (`GLAD.fit_select`); () trains `tcfg` once
+                      longer:int=0,        # with `select`: then train the kept model on to this many steps and select again (`GLAD.fit_select`)
                       checkpoints:bool=False,  # with `select` and one training: choose the saved checkpoint step too (`select_checkpoint`)
                       **kw)->dict:
     "Train on the normal images less a held-out part, then calibrate τ and the thresholds; what the train protocol records."
     rec, unit = dict(holdout=None), folder.name
     with failing_as(3, catch=ValueError):   # a checkpoint that does not fit these settings
         try:
-            if select and len(t_max) > 1 and val_ds is None:
-                sel = glad.fit_select(ds, [tcfg.replace(t_max=t) for t in t_max], folder/'train', fixed=fixed, quantile=quantile, **kw); ho = glad.thresholds.holdout
+            if select and (len(t_max) > 1 or longer) and val_ds is None:
+                sel = glad.fit_select(ds, [tcfg.replace(t_max=t) for t in t_max] or [tcfg], folder/'train', fixed=fixed, quantile=quantile, longer=longer, **kw)
+                ho = glad.thresholds.holdout
             else: glad.fit_calibrated(ds, tcfg, folder/'train', quantile=quantile, tau=tau, **kw); ho = glad.thresholds.holdout
         except TooFewToHoldOut: glad.fit(ds, tcfg, folder/'train', **kw); ho = None   # raised before any training
     if ho is not None:
@@ -296,10 +300,10 @@ def fit_and_calibrate(glad, ds, tcfg:TrainConfig, folder:Path,
         mine = [glad.cfg.ckpt_step] if 'ckpt_step' in fixed and glad.cfg.ckpt_step else None   # a step the user gave is kept
         if checkpoints and len(t_max) <= 1 and (mine or len(list_checkpoints(folder/'train')) > 1):
             sel = select_checkpoint(glad, held, folder/'train', steps=mine, t_max=tcfg.t_max, fixed=fixed, progress=prog)
-        elif len(t_max) <= 1: sel = glad.select(held, t_max=tcfg.t_max, fixed=fixed, progress=prog)
+        elif len(t_max) <= 1 and not longer: sel = glad.select(held, t_max=tcfg.t_max, fixed=fixed, progress=prog)
         w = write_selection(sel, folder); rec['selection'] = glad.provenance['selection']
         _say(f"[{unit}] selected without labels ({len(sel)} candidates, {sel.attrs['seconds']:.0f} s, {folder/'selection.csv'}): "
-             + ', '.join(f"{k} {w[k]:g}" for k in ('t_max', 'ckpt_step', 'T0', 'tau', 'pixel_weight', 'sigma') if k in w) + f"; noise draws per image: {glad.cfg.draws}" + fuse_text(glad.cfg.fuse))
+             + ', '.join(f"{k} {w[k]:g}" for k in ('t_max', 'steps', 'ckpt_step', 'T0', 'tau', 'pixel_weight', 'sigma') if k in w) + f"; noise draws per image: {glad.cfg.draws}" + fuse_text(glad.cfg.fuse))
     elif select: warnings.warn(f"[{unit}] no selection: " + ("--val sets the thresholds" if val_ds is not None else "no held-out normal images") + "; the defaults are kept")
     th = getattr(glad, 'thresholds', None)
     _say(f"[{unit}] τ = {glad.cfg.tau}" + (' (calibrated)' if tau or select else ''))

@@ -4,14 +4,13 @@
 
 # %% ../nbs/11_pipeline.ipynb #c002
 from __future__ import annotations
-import json, hashlib, time, warnings
+import copy, json, hashlib, time, warnings
 from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 import glad_nb
-import copy
 from fastcore.basics import patch_to
 from .core import (DEMO_PRESET, DEMO_MODEL, DEMO_TRAIN, DEMO_QUICK, DEMO_QUICK_DRAWS, AUTO_DRAWS, synth_foreground,
                           GLADConfig, TrainConfig, default_device, torch_generator, image_key, state_hash, versions)
@@ -454,7 +453,7 @@ def fit_calibrated(self:GLAD, train_ds,   # normal training images (dataset item
     return res
 
 # %% ../nbs/11f_select.ipynb #5f4e9f8f
-from .select import select_settings, selection_record, pick_training, default_settings, tie_fuse, SETTINGS
+from .select import select_settings, selection_record, pick_training, default_settings, tie_fuse, SETTINGS, select_longer
 
 @patch
 def select(self:GLAD, normal_ds,       # held-out normal images (never the test set)
@@ -477,24 +476,26 @@ def select(self:GLAD, normal_ds,       # held-out normal images (never the test 
 @patch
 def fit_select(self:GLAD, train_ds,   # normal training images (a part is held out for calibration and the selection)
                train_cfgs:list,       # TrainConfigs to try, the same seed (the first is the default); e.g. one per t_max
-               out_dir,               # where each training goes: out_dir, or out_dir/t_max-<t> (a folder per config) for several
+               out_dir,               # where each training goes: out_dir, or out_dir/t_max-<t> (a folder per config) for several; `longer`'s: ...-steps-<n>
                fixed:tuple=(),        # settings given by the user: kept as they are (`GLAD.select`)
                grid:dict|None=None, tie:float=0.005, progress:bool=False,   # `select`'s candidate values (the same for every model), tie
-               **kw)->pd.DataFrame:   # every model's candidates (`pick_training`)
+               longer:int=0,          # then train the kept model on to this many steps and choose its settings again (`select_longer`)
+               **kw)->pd.DataFrame:   # every model's candidates (`pick_training`; with `longer`, the longer model's too)
     "Train a copy of this untrained GLAD per config, select each one's settings on the same held-out images, keep the best."
     if not train_cfgs: raise ValueError("train_cfgs is empty: give at least one TrainConfig")
     if len({tc.seed for tc in train_cfgs}) > 1: raise ValueError(f"train_cfgs differ in seed ({sorted({tc.seed for tc in train_cfgs})}): they must hold out the same images to compare")
     varying, models, tables = [k for k in train_cfgs[0].to_dict() if len({repr(tc.to_dict()[k]) for tc in train_cfgs}) > 1], [], []
     for tc in train_cfgs:   # the same held-out images for each: `fit_calibrated` draws them from the (shared) seed
         g, name = copy.deepcopy(self), '-'.join(f'{k}-{getattr(tc, k)}' for k in varying)
-        g.fit_calibrated(train_ds, tc, Path(out_dir)/name if name else out_dir, tau=False, progress=progress, **kw)
-        held = Subset(train_ds, g.thresholds.holdout['indices']); models.append((g, held))
+        g.fit_calibrated(train_ds, tc, Path(out_dir)/name, tau=False, progress=progress, **kw)
+        held = Subset(train_ds, g.thresholds.holdout['indices']); models.append((g, held, name))
         tables.append(({k: getattr(tc, k) for k in varying}, g.select(held, t_max=tc.t_max, fixed=fixed, tie=tie, progress=progress, grid=grid or {}, fuse=False)))
     table = pick_training(tables, default_settings(self.cfg), tie)
-    w = table[table.winner].iloc[0]; (g, held), th = models[int(w.model)], models[int(w.model)][0].thresholds
-    winner = {**{k: type(getattr(g.cfg, k))(w[k]) for k in SETTINGS}, 'fuse': tie_fuse(g, table, held, tie)}   # the tie average over all models' table
-    g.cfg, g.train_config = g.cfg.replace(**winner), train_cfgs[int(w.model)]
-    g.provenance['selection'] = {**selection_record(winner, table), 'training': {k: w[k].item() for k in varying}, 'model': int(w.model)}
+    w = table[table.winner].iloc[0]; (g, held, name), tc = models[int(w.model)], train_cfgs[int(w.model)]; th = g.thresholds
+    table, tc, fz = (select_longer(g, self.cfg, train_ds, held, table, tc, longer, Path(out_dir)/name, Path(out_dir)/'-'.join(filter(None, (name, f'steps-{longer}'))),
+                     fixed, grid, tie, progress, **kw) if longer > tc.steps else (table, tc, tie_fuse(g, table, held, tie)))   # the kept one on; or the tie average over all models
+    w = table[table.winner].iloc[0]; winner = {**{k: type(getattr(g.cfg, k))(w[k]) for k in SETTINGS}, 'fuse': fz}
+    g.cfg, g.train_config = g.cfg.replace(**winner), tc
+    g.provenance['selection'] = {**selection_record(winner, table), 'training': {k: w[k].item() for k in table.attrs['training']}, 'model': int(w.model)}
     g.calibrate(held, quantile=th.quantile or 1.0); g.thresholds.holdout = th.holdout
-    self.__dict__.update(g.__dict__)
-    return table
+    self.__dict__.update(g.__dict__); return table

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11f_select.ipynb #c003
 from __future__ import annotations
-import copy, time
+import copy, shutil, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -14,14 +14,15 @@ from torch.utils.data import Dataset, Subset
 from .metrics import evaluate_category
 from .score import Rescorer, recon_key
 from .runs import atomic_csv
-from .checkpoints import list_checkpoints, use_checkpoint
+from .checkpoints import list_checkpoints, use_checkpoint, CKPT_JSON
+from .backbone import atomic_dir
 
 # %% auto #0
 __all__ = ['VAL_KINDS', 'SELECT_KINDS', 'VAL_DEFECTS', 'CRITERION', 'T0_LADDER', 'RECON_FIELDS', 'SCORE_FIELDS', 'SETTINGS',
            'wobbly_blob', 'cut_paste', 'blob_blur', 'blob_tint', 'thin_scratch', 'ValidationSet', 'val_criterion',
            'candidate_grid', 'scaled_t_min', 'kind_criterion', 'score_candidates', 'default_settings', 'pick_winner',
            'tie_fuse', 'fuse_text', 'select_settings', 'write_selection', 'selection_record', 'pick_training',
-           'select_checkpoint']
+           'train_longer', 'select_longer', 'select_checkpoint']
 
 # %% ../nbs/11f_select.ipynb #c006
 def wobbly_blob(H:int, W:int,            # canvas size
@@ -315,6 +316,41 @@ def pick_training(tables:list,       # (training settings that differ {name: val
     out = pick_winner(df, {**default, **{k: tables[0][0][k] for k in names}}, tie)
     out.attrs.update(tables[0][1].attrs, seconds=sum(d.attrs.get('seconds', 0) for _, d in tables), training=names)
     return out
+
+# %% ../nbs/11f_select.ipynb #39e47304
+def train_longer(glad,      # a GLAD trained by `fit_calibrated` into `src` (its thresholds hold the held-out part)
+                 train_ds,  # the same normal training images
+                 src, dst,  # the training folder it came from; where the longer training goes
+                 tcfg,      # the longer training: the kept training's TrainConfig with more steps
+                 **kw):     # passed on to `fit` (progress, ...)
+    "Train a model on in a new folder: its newest checkpoint copied there, then resumed, as one longer training would be."
+    if not list_checkpoints(dst):
+        if not (ckpts := list_checkpoints(src)): raise FileNotFoundError(f"no checkpoint in {Path(src)/'checkpoints'}: nothing to train on from")
+        ck = ckpts[-1][1]
+        atomic_dir(Path(dst)/'checkpoints'/ck.name, lambda tmp: [(shutil.copytree if f.is_dir() else shutil.copy2)(f, tmp/f.name) for f in ck.iterdir()], CKPT_JSON)
+    held = set(glad.thresholds.holdout['indices'])   # `holdout_split`'s training part, in its order
+    return glad.fit(Subset(train_ds, [i for i in range(len(train_ds)) if i not in held]), tcfg, dst, **kw)
+
+def select_longer(glad,            # the kept model (`GLAD.fit_select`'s winner), trained into `src` with `tcfg`
+                  cfg0,            # the config the selection's defaults come from (the untrained GLAD's)
+                  train_ds, held,  # the normal training images; their held-out part
+                  table,           # the selection so far (`pick_training`)
+                  tcfg, steps:int,  # the kept training, the steps it goes on to
+                  src, dst,        # the kept training's folder; the longer training's (`train_longer`)
+                  fixed:tuple=(), grid:dict|None=None, tie:float=0.005, progress:bool=False,   # as `GLAD.select`
+                  **kw,            # `fit_select`'s other arguments (those `fit` takes are passed on)
+                 )->tuple:         # (the table with the longer model's rows, the winner among them; its TrainConfig; its tie average)
+    "Train the kept model on to `steps` (`train_longer`) and choose its settings again."
+    tc = tcfg.replace(steps=int(steps))
+    train_longer(glad, train_ds, src, dst, tc, progress=progress, **{k: v for k, v in kw.items() if k not in ('quantile', 'frac', 'min_n', 'batch_size')})   # `fit`'s only
+    glad.cfg = cfg0   # the defaults and the draws of the recipe
+    t2 = glad.select(held, t_max=tc.t_max, fixed=fixed, tie=tie, progress=progress, grid=grid or {}, fuse=False, recalibrate=False)
+    w, names = table[table.winner].iloc[0], list(table.attrs.get('training', []))
+    t2 = t2.assign(model=int(table.model.max()) + 1, **{k: w[k] for k in names if k != 'steps'}, steps=tc.steps)
+    fz = tie_fuse(glad, t2, held, tie)
+    out = pd.concat([table.assign(winner=False, fused=False, **({} if 'steps' in table else {'steps': tcfg.steps})), t2], ignore_index=True)
+    out.attrs.update(table.attrs, seconds=table.attrs.get('seconds', 0) + t2.attrs.get('seconds', 0), training=names + ['steps'] * ('steps' not in names))
+    return out, tc, fz
 
 # %% ../nbs/11f_select.ipynb #ec6f646e
 def select_checkpoint(glad,                 # a GLAD trained into `train_dir` (any backbone)

@@ -103,7 +103,8 @@ def test_more_training_benchmark_reads_the_demo_run(quick_run, tmp_path):
     before = sorted((p, p.stat().st_mtime_ns) for p in (d/'run'/'brick').rglob('*'))
     t = more_training.study(d/'run', 'demo', d/'demo', 'brick', more=2, keep=tmp_path/'more').set_index('stage')
     pick, bank = tie_average.compare(d/'run').loc['brick'], pd.read_csv(d/'run'/'baseline_metrics.csv', index_col=0).loc['brick']
-    tc = json.loads(next((d/'run'/'brick'/'train').glob('t_max-*/train_config.json')).read_text())['config']
+    tc = json.loads((more_training.kept_training(d/'run', 'brick')[1]/'train_config.json').read_text())['config']
+    assert tc['steps'] == 2 * 40 and more_training.kept_training(d/'run', 'brick')[1].name.endswith('-steps-80')   # the quick recipe's kept training, trained on
     assert t.loc['the model', 'steps'] == tc['steps'] and t.loc['2 more steps', 'steps'] == tc['steps'] + 2
     for k in ('image_auroc', 'pixel_auroc', 'aupro'):   # reconstructed again here: this process's threads may round differently
         assert abs(t.loc['the model', k] - pick[f'pick {k}']) < 1e-4 and abs(t.loc['memory bank (brick/baseline)', k] - bank[k]) < 1e-9
@@ -116,6 +117,36 @@ def test_more_training_benchmark_reads_the_demo_run(quick_run, tmp_path):
     assert t.loc['2 more steps', 'unet'] == state_hash(trained)[:12] != t.loc['the model', 'unet']   # the scores after more steps are the further-trained weights'
     assert sorted((p, p.stat().st_mtime_ns) for p in (d/'run'/'brick').rglob('*')) == before                          # and the run is untouched
     with pytest.raises(FileNotFoundError, match='no trained model'): more_training.study(d/'run', 'demo', d/'demo', 'grass')
+
+def test_recipe_benchmark_on_a_run_without_the_longer_training_gives_what_the_recipe_gives(quick_run, tmp_path):
+    "more_training.py --recipe, on a run made with AUTO_LONGER = 1 (no longer training, as before Round 12), gives the weights, choice and scores the recipe's own run has."
+    d, env, r = quick_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    old = tmp_path/'old'   # the real writer, with the recipe's longer training switched off
+    code = ("import sys, glad_nb.experiments as e; e.AUTO_LONGER = 1; from glad_nb.cli import main; "
+            f"sys.exit(main(['demo', '--quick', '--category', 'brick', '--out', {str(old)!r}, '--no-progress', '--jobs', '1']))")
+    o = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT, env={**os.environ, 'OMP_NUM_THREADS': '1', **env}, timeout=900)
+    assert o.returncode == 0, o.stderr[-3000:]
+    proto = json.loads((old/'brick'/'protocol.json').read_text())
+    assert 'steps' not in proto['selection']['training'] and not list((old/'brick'/'train').glob('*steps*'))   # a run without it
+    before = sorted((p, p.stat().st_mtime_ns) for p in old.rglob('*'))
+    b = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'more_training.py'), str(old), '--dataset', 'demo', '--root', str(d/'demo'), '--category', 'brick',
+                        '--recipe', '--json', str(tmp_path/'t.json')], capture_output=True, text=True, cwd=ROOT, env={**os.environ, 'OMP_NUM_THREADS': '1'}, timeout=900)
+    assert b.returncode == 0, b.stderr[-3000:]
+    t = pd.read_json(tmp_path/'t.json').set_index('stage')
+    from glad_nb.core import state_hash
+    from glad_nb.pipeline import GLAD
+    new = GLAD.load(d/'run'/'brick'/'model', device='cpu')   # the recipe's own run (quick_run, this code)
+    assert t.loc['recipe: longer, selected again', 'unet'] == state_hash(new.backbone.unet)[:12] and t.loc['recipe: longer, selected again', 'steps'] == 80
+    for k in ('T0', 'tau', 'pixel_weight', 'sigma'): assert t.loc['recipe: longer, selected again', k] == getattr(new.cfg, k)   # the same choice
+    assert t.loc['recipe: longer, selected again', 'fused'] == len(new.cfg.fuse)
+    m, as_run = pd.read_csv(d/'run'/'metrics.csv', index_col=0).loc['brick'], pd.read_csv(old/'brick'/'metrics.csv').iloc[0]
+    for k in ('image_auroc', 'pixel_auroc', 'aupro'):
+        assert abs(t.loc['recipe: longer, selected again', k] - m[k]) < 1e-4 and abs(t.loc['as run (40 steps)', k] - as_run[k]) < 1e-9   # the same scores (JSON keeps 15 digits)
+    assert sorted((p, p.stat().st_mtime_ns) for p in old.rglob('*')) == before                                   # the run is untouched
+    e = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'more_training.py'), str(d/'run'), '--dataset', 'demo', '--root', str(d/'demo'), '--category', 'brick', '--recipe'],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert e.returncode == 2 and 'already trained the kept model longer' in e.stderr   # a run with it is refused
 
 def test_two_processes_give_what_one_gives_bit_for_bit(quick_run):
     "A category run in a worker process (`--jobs 2`) gives what it gives in the main process alone: same weights, scores, row."

@@ -133,7 +133,9 @@ def test_pixel_train_selects_by_default_then_test_and_predict_use_the_choice(cap
     assert (proto['config']['preset'], proto['config']['T0'], proto['config']['pixel_weight'], proto['config']['sigma']) == ('auto', w.T0, w.pixel_weight, w.sigma)
     assert proto['selection']['n_normal'] == 8 and json.loads((run/'folder'/'model'/'thresholds.json').read_text())['n_images'] == 8
     assert set(sel.t_max) == {150, 1000} and proto['train_config']['t_max'] == w.t_max == proto['selection']['training']['t_max']   # two trainings, one kept
-    assert sorted(p.name for p in (run/'folder'/'train').glob('t_max-*')) == ['t_max-1000', 't_max-150']   # a training folder each
+    assert sorted(p.name for p in (run/'folder'/'train').glob('t_max-*')) == sorted(['t_max-1000', 't_max-150', f't_max-{w.t_max}-steps-20'])   # a training folder each
+    assert (w.steps, proto['train_config']['steps'], proto['selection']['training']) == (20, 20, {'t_max': w.t_max, 'steps': 20})   # the kept one trained on to twice --steps
+    assert set(sel[sel.steps == 10].model) == {0, 1} and set(sel[sel.steps == 20].model) == {2} and sel[sel.fused].model.eq(2).all()   # and chosen for again
     assert (proto['config']['draws'], proto['selection']['draws']) == (AUTO_DRAWS, 1)   # selected with one draw, run with the recipe's average
     capsys.readouterr()
     assert main(['test', '--dataset', 'folder', '--root', str(folder_data/'parts'), '--out', str(run), '--no-progress']) == 0
@@ -145,7 +147,7 @@ def test_pixel_train_selects_by_default_then_test_and_predict_use_the_choice(cap
     assert (df.status == 'ok').all() and (df.label == (df.norm_score > 0.5)).all() and len(list((run/'pred'/'masks').glob('*.png'))) == 4
     stamp = (run/'folder'/'selection.csv').stat().st_mtime_ns; capsys.readouterr()
     assert main(['train', '--root', str(folder_data/'parts'), '--out', str(run), '--steps', '10', *PIXEL]) == 0   # again: nothing redone
-    assert '[folder] already trained (10 steps)' in capsys.readouterr().out and (run/'folder'/'selection.csv').stat().st_mtime_ns == stamp
+    assert '[folder] already trained (20 steps)' in capsys.readouterr().out and (run/'folder'/'selection.csv').stat().st_mtime_ns == stamp
 
 def test_config_file_then_set_then_flags(folder_data, tmp_path):
     cfg = tmp_path/'cfg.yaml'
