@@ -494,8 +494,7 @@ def fit_select(self:GLAD, train_ds,   # normal training images (a part is held o
     w = table[table.winner].iloc[0]; (g, held, name), tc = models[int(w.model)], train_cfgs[int(w.model)]; th = g.thresholds
     table, tc, fz = (select_longer(g, self.cfg, train_ds, held, table, tc, longer, Path(out_dir)/name, Path(out_dir)/'-'.join(filter(None, (name, f'steps-{longer}'))),
                      fixed, grid, tie, progress, **kw) if longer > tc.steps else (table, tc, tie_fuse(g, table, held, tie)))   # the kept one on; or the tie average over all models
-    w = table[table.winner].iloc[0]; winner = {**{k: type(getattr(g.cfg, k))(w[k]) for k in SETTINGS}, 'fuse': fz}
-    g.cfg, g.train_config = g.cfg.replace(**winner), tc
+    w = table[table.winner].iloc[0]; winner = {**{k: type(getattr(g.cfg, k))(w[k]) for k in SETTINGS}, 'fuse': fz}; g.cfg, g.train_config = g.cfg.replace(**winner), tc
     g.provenance['selection'] = {**selection_record(winner, table), 'training': {k: w[k].item() for k in table.attrs['training']}, 'model': int(w.model)}
     g.calibrate(held, quantile=th.quantile or 1.0); g.thresholds.holdout = th.holdout
     self.__dict__.update(g.__dict__); return table
