@@ -155,7 +155,7 @@ def cmd_train(args)->int:
                       protect={f'--config {c}': c for c in args.config})
     args._run = out
     for unit, cfg, tcfg, tr in plan:
-        done = [c[-1][0] for d in (out/unit/'train', *sorted((out/unit/'train').glob('t_max-*'))) if (c := list_checkpoints(d))]   # auto: one per t_max
+        done = [c[-1][0] for d in (out/unit/'train', *sorted((out/unit/'train').glob('t_max-*')), *sorted((out/unit/'train').glob('steps-*'))) if (c := list_checkpoints(d))]   # auto: one per t_max; the kept one's longer training
         unchanged_inputs(out/unit/'train', tr, f"[{unit}] the training images", reused=bool(done))
         if (out/unit/'model'/MODEL_JSON).exists() and (out/unit/'protocol.json').exists() and done and min(done) >= tcfg.steps:
             _say(f"[{unit}] already trained ({max(done)} steps): {out/unit/'model'}"); continue

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11f_select.ipynb #c003
 from __future__ import annotations
-import copy, shutil, time
+import copy, inspect, shutil, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -342,7 +342,7 @@ def select_longer(glad,            # the kept model (`GLAD.fit_select`'s winner)
                  )->tuple:         # (the table with the longer model's rows, the winner among them; its TrainConfig; its tie average)
     "Train the kept model on to `steps` (`train_longer`) and choose its settings again."
     tc = tcfg.replace(steps=int(steps))
-    train_longer(glad, train_ds, src, dst, tc, progress=progress, **{k: v for k, v in kw.items() if k not in ('quantile', 'frac', 'min_n', 'batch_size')})   # `fit`'s only
+    train_longer(glad, train_ds, src, dst, tc, progress=progress, **{k: v for k, v in kw.items() if k not in inspect.signature(glad.fit_calibrated).parameters})   # `fit`'s only
     glad.cfg = cfg0   # the defaults and the draws of the recipe
     t2 = glad.select(held, t_max=tc.t_max, fixed=fixed, tie=tie, progress=progress, grid=grid or {}, fuse=False, recalibrate=False)
     w, names = table[table.winner].iloc[0], list(table.attrs.get('training', []))

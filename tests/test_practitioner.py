@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from glad_nb.cli import main
 from glad_nb.options import EXIT_CODES
-from glad_nb.checkpoints import use_checkpoint
+from glad_nb.checkpoints import use_checkpoint, list_checkpoints
 from glad_nb.core import AUTO_DRAWS
 
 def _texture(rng, S=48, defect=False):
@@ -148,6 +148,17 @@ def test_pixel_train_selects_by_default_then_test_and_predict_use_the_choice(cap
     stamp = (run/'folder'/'selection.csv').stat().st_mtime_ns; capsys.readouterr()
     assert main(['train', '--root', str(folder_data/'parts'), '--out', str(run), '--steps', '10', *PIXEL]) == 0   # again: nothing redone
     assert '[folder] already trained (20 steps)' in capsys.readouterr().out and (run/'folder'/'selection.csv').stat().st_mtime_ns == stamp
+
+def test_one_pixel_training_trains_on_and_a_rerun_names_the_longer_training(capsys, folder_data, tmp_path):
+    "--set t_max=150 (auto): one training, kept and trained on to twice --steps in train/steps-<n>; a rerun redoes nothing and names that training."
+    run, args = tmp_path/'run', ['train', '--root', str(folder_data/'parts'), '--out', str(tmp_path/'run'), '--steps', '2', *PIXEL, 't_max=150']
+    assert main(args) == 0
+    proto = json.loads((run/'folder'/'protocol.json').read_text())
+    assert (proto['train_config']['t_max'], proto['train_config']['steps'], proto['selection']['training']) == (150, 4, {'steps': 4})
+    assert [s for s, _ in list_checkpoints(run/'folder'/'train'/'steps-4')] == [2, 4] and not list((run/'folder'/'train').glob('t_max-*'))
+    stamp = (run/'folder'/'selection.csv').stat().st_mtime_ns; capsys.readouterr()
+    assert main(args) == 0 and '[folder] already trained (4 steps)' in capsys.readouterr().out   # the kept model's steps, not the short training's
+    assert (run/'folder'/'selection.csv').stat().st_mtime_ns == stamp
 
 def test_config_file_then_set_then_flags(folder_data, tmp_path):
     cfg = tmp_path/'cfg.yaml'
