@@ -18,7 +18,8 @@ not a recipe (that would select again). Labels are read to report, never to choo
 `--recipe` instead applies the recipe's longer training (`AUTO_LONGER`, `glad_nb.select.select_longer`) to a run made
 before the recipe had it: the kept training resumed from its newest checkpoint on to AUTO_LONGER x its steps (in a
 temporary folder or `--keep`), the settings chosen again on the run's held-out images, and the test scored as
-`glad-nb test` scores it (the tie average and the noise draws) and with the winner alone, beside the run's own figures.
+`glad-nb test` scores it (the tie average and the noise draws) and with the winner alone, beside the run's own figures,
+and the memory bank computed again with the settings chosen (its σ may differ from the run's, so the run's bank is not it).
 """
 import argparse, json, sys, tempfile, time
 from pathlib import Path
@@ -82,6 +83,7 @@ def recipe(run:Path, dataset:str, root, category:str, keep=None, batch_size:int=
     import pandas as pd
     from torch.utils.data import Subset
     from glad_nb.core import AUTO_LONGER, DEMO_PRESET, DEMO_QUICK_GRID, state_hash
+    from glad_nb.baseline import baseline_result
     from glad_nb.data import get_dataset
     from glad_nb.pipeline import GLAD
     from glad_nb.select import CRITERION, SETTINGS, select_longer
@@ -108,8 +110,9 @@ def recipe(run:Path, dataset:str, root, category:str, keep=None, batch_size:int=
         r = glad.evaluate(test, batch_size=batch_size, progress=False, **kw).metrics
         rows.append(dict(stage=stage, steps=tc.steps, **{k: r[k] for k in CRITERION}, train_select_s=took, unet=state_hash(glad.backbone.unet)[:12],
                          **{k: w[k] for k in SETTINGS}, fused=len(fz)))
-    b = bank_row(run, cat)
-    return pd.DataFrame(rows + ([b] if b else [])), t
+    r = baseline_result(glad, train, test, batch_size=batch_size).metrics   # as `glad-nb demo` and `glad-nb test` do: the bank with the chosen settings (σ, ...)
+    rows.append(dict(stage="memory bank (the recipe's settings)", **{k: r[k] for k in CRITERION}))
+    return pd.DataFrame(rows), t
 
 
 def main(argv=None)->int:

@@ -141,8 +141,10 @@ def test_recipe_benchmark_on_a_run_without_the_longer_training_gives_what_the_re
     for k in ('T0', 'tau', 'pixel_weight', 'sigma'): assert t.loc['recipe: longer, selected again', k] == getattr(new.cfg, k)   # the same choice
     assert t.loc['recipe: longer, selected again', 'fused'] == len(new.cfg.fuse)
     m, as_run = pd.read_csv(d/'run'/'metrics.csv', index_col=0).loc['brick'], pd.read_csv(old/'brick'/'metrics.csv').iloc[0]
+    bank = pd.read_csv(d/'run'/'baseline_metrics.csv', index_col=0).loc['brick']
     for k in ('image_auroc', 'pixel_auroc', 'aupro'):
         assert abs(t.loc['recipe: longer, selected again', k] - m[k]) < 1e-4 and abs(t.loc['as run (40 steps)', k] - as_run[k]) < 1e-9   # the same scores (JSON keeps 15 digits)
+        assert abs(t.loc["memory bank (the recipe's settings)", k] - bank[k]) < 1e-4   # and the bank the recipe's own run wrote beside it
     assert sorted((p, p.stat().st_mtime_ns) for p in old.rglob('*')) == before                                   # the run is untouched
     e = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'more_training.py'), str(d/'run'), '--dataset', 'demo', '--root', str(d/'demo'), '--category', 'brick', '--recipe'],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
